@@ -125,11 +125,23 @@ impl RecordBatchBuilder {
         put_at(header, MAGIC_AT, &[BATCH_MAGIC_V2 as u8]);
         put_at(header, ATTRIBUTES_AT, &0i16.to_be_bytes());
         let last_offset_delta = (self.record_count - 1).max(0);
-        put_at(header, LAST_OFFSET_DELTA_AT, &last_offset_delta.to_be_bytes());
-        put_at(header, BASE_TIMESTAMP_AT, &self.base_timestamp.to_be_bytes());
+        put_at(
+            header,
+            LAST_OFFSET_DELTA_AT,
+            &last_offset_delta.to_be_bytes(),
+        );
+        put_at(
+            header,
+            BASE_TIMESTAMP_AT,
+            &self.base_timestamp.to_be_bytes(),
+        );
         put_at(header, MAX_TIMESTAMP_AT, &self.max_timestamp.to_be_bytes());
         put_at(header, PRODUCER_ID_AT, &self.producer_id.to_be_bytes());
-        put_at(header, PRODUCER_EPOCH_AT, &self.producer_epoch.to_be_bytes());
+        put_at(
+            header,
+            PRODUCER_EPOCH_AT,
+            &self.producer_epoch.to_be_bytes(),
+        );
         put_at(header, BASE_SEQUENCE_AT, &self.base_sequence.to_be_bytes());
         put_at(header, RECORD_COUNT_AT, &self.record_count.to_be_bytes());
         let crc = batch_crc(&self.bytes);
@@ -220,7 +232,11 @@ mod tests {
                 (index % 2 == 0).then_some(expected_key.as_bytes())
             );
             assert_eq!(record.value, Some(&vec![index as u8; index * 3][..]));
-            let headers: Vec<_> = record.headers.clone().collect::<Result<_, _>>().expect("hdr");
+            let headers: Vec<_> = record
+                .headers
+                .clone()
+                .collect::<Result<_, _>>()
+                .expect("hdr");
             assert_eq!(headers, vec![(&b"h"[..], Some(&b"v"[..]))]);
         }
     }
@@ -235,7 +251,10 @@ mod tests {
 
         batch.set_log_append_time(42);
         let reparsed = RecordBatch::parse(BytesMut::from(batch.as_bytes())).expect("crc redone");
-        assert_eq!(reparsed.header().timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(
+            reparsed.header().timestamp_type(),
+            TimestampType::LogAppendTime
+        );
         assert_eq!(reparsed.max_timestamp(), 42);
         for record in reparsed.records().expect("uncompressed") {
             assert_eq!(record.expect("decodes").timestamp, 42);

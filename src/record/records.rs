@@ -64,12 +64,13 @@ impl<'a> RecordIter<'a> {
             Compression::None => {}
             other => return Err(BatchError::Compressed(other)),
         }
-        let rest = batch
-            .get(BATCH_HEADER_BYTES..header.total_bytes())
-            .ok_or(BatchError::Truncated {
-                need: header.total_bytes(),
-                have: batch.len(),
-            })?;
+        let rest =
+            batch
+                .get(BATCH_HEADER_BYTES..header.total_bytes())
+                .ok_or(BatchError::Truncated {
+                    need: header.total_bytes(),
+                    have: batch.len(),
+                })?;
         Ok(Self {
             rest,
             remaining: header.record_count,

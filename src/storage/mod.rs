@@ -1,1 +1,34 @@
-//! placeholder
+//! The storage engine: one [`PartitionLog`] per partition, owned by one shard.
+//!
+//! | piece | file | role |
+//! | --- | --- | --- |
+//! | [`PartitionLog`] | `partition_log.rs` | append, read, offsets, roll, retention, truncate, group commit |
+//! | segment | `segment.rs` | `<base_offset:020>.log`, DMA staging and cold reads |
+//! | [`OffsetIndex`] | `offset_index.rs` | sparse `.index`: relative offset -> file position |
+//! | [`TimeIndex`] | `time_index.rs` | sparse `.timeindex`: timestamp -> relative offset |
+//! | [`MemTable`] | `memtable.rs` | skip list of recent batches under a per-shard [`MemTableBudget`] |
+//! | recovery | `recovery.rs` | batch-by-batch tail check, cuts, index rebuilds |
+//!
+//! See `../shared/DESIGN.md` §3 for why the log is organised this way.
+
+mod config;
+mod error;
+mod fileio;
+mod memtable;
+mod offset_index;
+mod partition_log;
+mod recovery;
+mod segment;
+mod time_index;
+
+pub use config::*;
+pub use error::{StorageError, StorageResult};
+pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
+pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
+pub use partition_log::{
+    AppendInfo, LogRead, LogStats, PartitionLog, RetentionOutcome, TimestampOffset,
+    CLEAN_SHUTDOWN_MARKER,
+};
+pub use recovery::{RecoveryCut, RecoveryReport};
+pub use segment::DMA_ALIGNMENT_BYTES;
+pub use time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};

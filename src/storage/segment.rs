@@ -1,0 +1,360 @@
+//! One segment of a partition log: `<base_offset:020>.log` with its `.index` and `.timeindex`.
+//!
+//! # Writing with O_DIRECT
+//!
+//! O_DIRECT writes must start and end on the device's block boundary, but batches have any
+//! length. A segment therefore *stages* appended batches in DMA buffers that mirror the file
+//! from the last block boundary on: a new staging buffer starts with a copy of the partial last
+//! block (the *carry*, under one block), and appends are copied in behind it. The flusher writes
+//! each staging buffer padded with zeros to the next boundary; the next write rewrites that
+//! block with more data in it. Writes of one segment are issued one at a time, in order, so a
+//! rewrite never races the write it supersedes. Until a clean close truncates the file to its
+//! logical size, a zero-filled pad may follow the last batch; recovery recognises it.
+//!
+//! Staging buffers come from glommio's registered I/O arena (`alloc_dma_buffer`), a fixed
+//! region each executor allocates once and recycles through a buddy allocator. Appends thus
+//! copy into memory that is already faulted in and registered with io_uring (writes go out as
+//! `WRITE_FIXED`), instead of fresh pages that would cost a page fault each on first touch.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile};
+
+use crate::record::{BatchError, BatchHeader, BATCH_HEADER_BYTES};
+
+use super::error::{StorageError, StorageResult};
+use super::fileio::read_exact;
+use super::offset_index::{IndexEntry, OffsetIndex};
+use super::time_index::{TimeIndex, TimeIndexEntry};
+
+/// Alignment of every O_DIRECT write. 4096 is a multiple of every logical block size Linux
+/// devices use (512 or 4096), so it is valid whatever `DmaFile::alignment` reports.
+pub const DMA_ALIGNMENT_BYTES: usize = 4096;
+
+/// Extra bytes a cold read fetches past `max_bytes`, so that the scan from the index entry to
+/// the wanted batch usually needs no second read (index entries are this far apart at most,
+/// plus one batch).
+const COLD_READ_SLACK_BYTES: usize = 64 << 10;
+
+pub(crate) fn align_down(position: u64) -> u64 {
+    position - position % DMA_ALIGNMENT_BYTES as u64
+}
+
+pub(crate) fn align_up(length: usize) -> usize {
+    length.div_ceil(DMA_ALIGNMENT_BYTES) * DMA_ALIGNMENT_BYTES
+}
+
+/// File names of a segment.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentPaths {
+    pub log: PathBuf,
+    pub index: PathBuf,
+    pub time_index: PathBuf,
+}
+
+impl SegmentPaths {
+    pub fn new(directory: &Path, base_offset: u64) -> Self {
+        Self {
+            log: directory.join(format!("{base_offset:020}.log")),
+            index: directory.join(format!("{base_offset:020}.index")),
+            time_index: directory.join(format!("{base_offset:020}.timeindex")),
+        }
+    }
+}
+
+/// Parses `<base_offset:020>.log`.
+pub(crate) fn parse_log_file_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Where a segment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SegmentState {
+    /// Takes appends.
+    Active,
+    /// Rolled: takes no appends; the flusher still has to write its tail, truncate it to its
+    /// logical size, fdatasync it and persist its indexes.
+    Sealing,
+    /// Immutable and durable, indexes persisted.
+    Sealed,
+}
+
+/// A DMA buffer mirroring the file from `file_position` (block-aligned) on.
+pub(crate) struct WriteBuffer {
+    pub buffer: DmaBuffer,
+    pub file_position: u64,
+    pub filled: usize,
+}
+
+impl WriteBuffer {
+    /// Pads with zeros to the block boundary and trims the buffer to the bytes to write.
+    pub fn into_padded(mut self) -> (DmaBuffer, u64) {
+        let padded = align_up(self.filled);
+        let bytes = self.buffer.as_bytes_mut();
+        bytes[self.filled..padded].fill(0);
+        self.buffer.trim_to_size(padded);
+        (self.buffer, self.file_position)
+    }
+}
+
+/// One segment's in-memory state. The partition log owns it; the flusher writes its staging.
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    pub paths: SegmentPaths,
+    /// `None` until the flusher creates the file (a freshly rolled segment).
+    pub file: Option<Rc<DmaFile>>,
+    pub state: SegmentState,
+    /// Logical size: every batch appended, staged or written.
+    pub size_bytes: u64,
+    /// Bytes below this position are written to the file.
+    pub written_bytes: u64,
+    /// Offset after the segment's last batch (`base_offset` when empty).
+    pub next_offset: u64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub bytes_since_index_entry: u64,
+    /// Largest batch max-timestamp in the segment, -1 when empty.
+    pub max_timestamp: i64,
+    /// Base offset of the batch that carried `max_timestamp`.
+    pub max_timestamp_offset: u64,
+    /// Basis of `segment_ms`: when the first batch was appended (or its timestamp, after
+    /// recovery).
+    pub roll_basis_ms: Option<i64>,
+    pub staging: VecDeque<WriteBuffer>,
+    /// Bytes of the partial last block of what the flusher already took, `< DMA_ALIGNMENT_BYTES`.
+    pub carry: Vec<u8>,
+}
+
+impl Segment {
+    /// An empty segment whose file does not exist yet.
+    pub fn new(directory: &Path, base_offset: u64) -> Self {
+        Self {
+            base_offset,
+            paths: SegmentPaths::new(directory, base_offset),
+            file: None,
+            state: SegmentState::Active,
+            size_bytes: 0,
+            written_bytes: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            max_timestamp_offset: base_offset,
+            roll_basis_ms: None,
+            staging: VecDeque::new(),
+            carry: Vec::with_capacity(DMA_ALIGNMENT_BYTES),
+        }
+    }
+
+    pub fn relative(&self, offset: u64) -> u32 {
+        u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
+    }
+
+    /// Records a batch that starts at `position` in the index bookkeeping: an index entry every
+    /// `index_interval_bytes`, a time index entry alongside when the largest timestamp grew.
+    pub fn track_batch(&mut self, header: &BatchHeader, position: u64, index_interval_bytes: u32) {
+        if self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
+            self.offset_index.push(IndexEntry {
+                relative_offset: self.relative(header.base_offset),
+                position: u32::try_from(position).unwrap_or(u32::MAX),
+            });
+            if self.max_timestamp >= 0 {
+                self.time_index.push(TimeIndexEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset: self.relative(self.max_timestamp_offset),
+                });
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.max_timestamp_offset = header.base_offset;
+        }
+        self.next_offset = header.next_offset();
+    }
+
+    /// On sealing, the time index gets the segment's final largest timestamp, so that its last
+    /// entry tells retention how old the segment is.
+    pub fn seal_time_index(&mut self) {
+        if self.max_timestamp >= 0 {
+            self.time_index.push(TimeIndexEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: self.relative(self.max_timestamp_offset),
+            });
+        }
+    }
+
+    /// Copies a batch into staging, opening a new DMA buffer (from `allocate`) when the current
+    /// one is full. The only copy on the append path.
+    pub fn stage(
+        &mut self,
+        batch: &[u8],
+        write_buffer_bytes: usize,
+        allocate: impl FnOnce(usize) -> DmaBuffer,
+    ) {
+        let fits = self
+            .staging
+            .back()
+            .is_some_and(|back| back.filled + batch.len() <= back.buffer.len());
+        if !fits {
+            let file_position = align_down(self.size_bytes);
+            let carry_bytes = (self.size_bytes - file_position) as usize;
+            let capacity = align_up(write_buffer_bytes.max(carry_bytes + batch.len()));
+            let mut buffer = allocate(capacity);
+            let carry: &[u8] = match self.staging.back() {
+                Some(back) => {
+                    let from = (file_position - back.file_position) as usize;
+                    &back.buffer.as_bytes()[from..back.filled]
+                }
+                None => &self.carry[..carry_bytes.min(self.carry.len())],
+            };
+            buffer.as_bytes_mut()[..carry.len()].copy_from_slice(carry);
+            self.staging.push_back(WriteBuffer {
+                buffer,
+                file_position,
+                filled: carry.len(),
+            });
+        }
+        if let Some(back) = self.staging.back_mut() {
+            back.buffer.as_bytes_mut()[back.filled..back.filled + batch.len()]
+                .copy_from_slice(batch);
+            back.filled += batch.len();
+        }
+        self.size_bytes += batch.len() as u64;
+    }
+
+    /// Hands the staged buffers to the flusher, keeping the partial last block as the carry for
+    /// the next staging buffer.
+    pub fn take_staged(&mut self, into: &mut Vec<WriteBuffer>) {
+        if let Some(back) = self.staging.back() {
+            let boundary = align_down(self.size_bytes);
+            let from = (boundary - back.file_position) as usize;
+            self.carry.clear();
+            self.carry
+                .extend_from_slice(&back.buffer.as_bytes()[from..back.filled]);
+        }
+        into.extend(self.staging.drain(..));
+    }
+
+    /// Staged bytes not yet handed to the flusher (carry excluded).
+    pub fn has_staged(&self) -> bool {
+        !self.staging.is_empty()
+    }
+}
+
+/// Reads, from a segment file, the batches that hold `target_offset` and follow it, up to
+/// `max_bytes` (the first whole even if larger), never past `end_position`. Every batch is
+/// checked (header, CRC, offset order) before it is returned: a read never serves damage.
+/// Returns one `Bytes` holding whole batches (empty if `target_offset` is past the data).
+pub(crate) async fn read_batches(
+    file: &DmaFile,
+    path: &Path,
+    start_position: u64,
+    start_offset: u64,
+    end_position: u64,
+    target_offset: u64,
+    max_bytes: usize,
+) -> StorageResult<Bytes> {
+    let mut position = start_position;
+    let mut expected_offset = start_offset;
+    // Bounded: each pass moves `position` forward by at least one batch or returns.
+    loop {
+        if position >= end_position {
+            return Ok(Bytes::new());
+        }
+        let window_bytes = ((end_position - position) as usize)
+            .min(max_bytes.saturating_add(COLD_READ_SLACK_BYTES));
+        let window = read_exact(file, path, position, window_bytes).await?;
+        let mut cursor = 0usize;
+        let mut first_found: Option<usize> = None;
+        let mut collected_end = 0usize;
+        while cursor < window.len() {
+            let rest = &window[cursor..];
+            let header = match BatchHeader::parse(rest) {
+                Ok(header) => header,
+                Err(BatchError::Truncated { .. }) => break,
+                Err(reason) => return Err(StorageError::from_batch(expected_offset, reason)),
+            };
+            let batch_end_position = position + (cursor + header.total_bytes()) as u64;
+            if batch_end_position > end_position {
+                return Err(StorageError::from_batch(
+                    expected_offset,
+                    BatchError::Truncated {
+                        need: header.total_bytes(),
+                        have: (end_position - position) as usize - cursor,
+                    },
+                ));
+            }
+            if header.total_bytes() > rest.len() {
+                break;
+            }
+            if header.base_offset != expected_offset {
+                return Err(StorageError::CorruptBatch {
+                    offset: expected_offset,
+                    reason: BatchError::InvalidField {
+                        field: "base_offset",
+                        value: header.base_offset as i64,
+                    },
+                });
+            }
+            let batch = &rest[..header.total_bytes()];
+            if header.last_offset() >= target_offset {
+                let taken = first_found.map_or(0, |start| collected_end - start);
+                if first_found.is_some() && taken + batch.len() > max_bytes {
+                    break;
+                }
+                header
+                    .verify_crc(batch)
+                    .map_err(|reason| StorageError::from_batch(header.base_offset, reason))?;
+                first_found.get_or_insert(cursor);
+                collected_end = cursor + batch.len();
+                if collected_end - first_found.unwrap_or(0) >= max_bytes {
+                    break;
+                }
+            }
+            expected_offset = header.next_offset();
+            cursor += header.total_bytes();
+        }
+        if let Some(start) = first_found {
+            return Ok(Bytes::copy_from_slice(&window[start..collected_end]));
+        }
+        if cursor == 0 {
+            // Not even one whole batch fit: the first batch is larger than the window. Read it
+            // alone, whole, on the next pass.
+            let header = BatchHeader::parse(&window[..])
+                .map_err(|reason| StorageError::from_batch(expected_offset, reason))?;
+            let whole = read_exact(file, path, position, header.total_bytes()).await?;
+            if header.last_offset() >= target_offset {
+                BatchHeader::parse_verified(&whole)
+                    .map_err(|reason| StorageError::from_batch(expected_offset, reason))?;
+                return Ok(Bytes::copy_from_slice(&whole));
+            }
+            expected_offset = header.next_offset();
+            position += header.total_bytes() as u64;
+            continue;
+        }
+        position += cursor as u64;
+    }
+}
+
+/// Reads the header of the first batch of a segment, if it has one whole header.
+pub(crate) async fn read_first_header(
+    file: &DmaFile,
+    path: &Path,
+    size_bytes: u64,
+) -> StorageResult<Option<BatchHeader>> {
+    if size_bytes < BATCH_HEADER_BYTES as u64 {
+        return Ok(None);
+    }
+    let head = read_exact(file, path, 0, BATCH_HEADER_BYTES).await?;
+    Ok(BatchHeader::parse(&head).ok())
+}
