@@ -16,12 +16,10 @@ use crate::record::{BatchError, BatchHeader};
 
 use super::error::StorageResult;
 use super::fileio::read_exact;
-use super::segment::Segment;
+use super::segment::{Segment, DMA_ALIGNMENT_BYTES};
 
 /// Bytes read per step of a recovery scan.
 const RECOVERY_READ_BYTES: usize = 1 << 20;
-/// How much of a cut tail is inspected to tell alignment padding from damage.
-const PADDING_CHECK_BYTES: usize = 1 << 20;
 
 /// What recovery did to one partition log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,17 +147,18 @@ fn stop(position: u64, expected_offset: u64, reason: BatchError) -> ScanStop {
     }
 }
 
-/// Whether `[position, file_size)` holds only zeros (checked up to `PADDING_CHECK_BYTES`).
+/// Whether `[position, file_size)` is the zero pad an O_DIRECT write leaves: under one block of
+/// zeros ending on a block boundary. Any other tail, zeros included, is reported as damage.
 pub(crate) async fn is_zero_padding(
     file: &DmaFile,
     path: &Path,
     position: u64,
     file_size: u64,
 ) -> StorageResult<bool> {
-    let length = ((file_size - position) as usize).min(PADDING_CHECK_BYTES);
-    if (file_size - position) as usize > PADDING_CHECK_BYTES {
+    let block = DMA_ALIGNMENT_BYTES as u64;
+    if file_size % block != 0 || file_size - position >= block {
         return Ok(false);
     }
-    let tail = read_exact(file, path, position, length).await?;
+    let tail = read_exact(file, path, position, (file_size - position) as usize).await?;
     Ok(tail.iter().all(|&byte| byte == 0))
 }
