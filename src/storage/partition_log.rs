@@ -303,14 +303,24 @@ impl PartitionLog {
 
     /// Completes once every offset below `offset` is covered by an fdatasync, or the log fails.
     pub async fn wait_durable(&self, offset: u64) -> StorageResult<()> {
+        self.wait_until(offset, |state| state.durable_offset).await
+    }
+
+    /// Completes once every offset below `offset` is written to its segment file (and rolled
+    /// segments before it are sealed), or the log fails.
+    async fn wait_written(&self, offset: u64) -> StorageResult<()> {
+        self.wait_until(offset, |state| state.written_offset).await
+    }
+
+    async fn wait_until(&self, offset: u64, reached: fn(&LogState) -> u64) -> StorageResult<()> {
         let inner = &self.inner;
-        if inner.state.borrow().durable_offset >= offset {
+        if reached(&inner.state.borrow()) >= offset {
             return Ok(());
         }
         inner.request_flush();
         poll_fn(|context| {
             let state = inner.state.borrow();
-            if state.durable_offset >= offset {
+            if reached(&state) >= offset {
                 return Poll::Ready(Ok(()));
             }
             if let Err(error) = inner.check_usable(&state) {
@@ -492,6 +502,8 @@ impl PartitionLog {
     /// start offset. The active segment is never deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> StorageResult<RetentionOutcome> {
         let inner = &self.inner;
+        // Rolled segments are sealed by the flusher; let it finish what was staged so far.
+        self.wait_written(self.log_end_offset()).await?;
         let _permit = inner.lock_io().await?;
         let mut removed = Vec::new();
         let mut outcome = RetentionOutcome::default();
@@ -692,24 +704,29 @@ impl PartitionLog {
             state.closed = true;
         }
         inner.wake_all();
-        let segments: Vec<(Option<Rc<DmaFile>>, SegmentPaths, u64, Vec<u8>, Vec<u8>)> = {
+        let segments: Vec<ClosingSegment> = {
             let state = inner.state.borrow();
             state
                 .segments
                 .values()
                 .filter(|segment| segment.state == SegmentState::Active)
-                .map(|segment| {
-                    (
-                        segment.file.clone(),
-                        segment.paths.clone(),
-                        segment.size_bytes,
-                        segment.offset_index.encode(),
-                        segment.time_index.encode(),
-                    )
+                .map(|segment| ClosingSegment {
+                    file: segment.file.clone(),
+                    paths: segment.paths.clone(),
+                    size_bytes: segment.size_bytes,
+                    index: segment.offset_index.encode(),
+                    time_index: segment.time_index.encode(),
                 })
                 .collect()
         };
-        for (file, paths, size_bytes, index, time_index) in segments {
+        for ClosingSegment {
+            file,
+            paths,
+            size_bytes,
+            index,
+            time_index,
+        } in segments
+        {
             if let Some(file) = file {
                 file.truncate(size_bytes)
                     .await
@@ -1063,6 +1080,15 @@ impl LogInner {
     }
 }
 
+/// What `close` needs of the active segment, taken out of the state before awaiting.
+struct ClosingSegment {
+    file: Option<Rc<DmaFile>>,
+    paths: SegmentPaths,
+    size_bytes: u64,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
+}
+
 struct FlushJob {
     base: u64,
     file: Option<Rc<DmaFile>>,
@@ -1345,7 +1371,7 @@ async fn recover(
         } else {
             segment.state = SegmentState::Sealed;
             segment.seal_time_index();
-            if !loaded_indexes || segment.offset_index.len() != 0 && stop_changed(&report, base) {
+            if !loaded_indexes || stop_changed(&report, base) {
                 write_small_file(&paths.index, &segment.offset_index.encode()).await?;
                 write_small_file(&paths.time_index, &segment.time_index.encode()).await?;
             }
