@@ -124,20 +124,27 @@ fn index_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("index");
     // A full 1 GiB segment at the default 4 KiB interval: 262,144 entries.
     for entries in [1_000u32, 262_144] {
+        // One entry per 4 KiB of batches; the records each 4 KiB holds vary (2 to 6), as batch
+        // sizes do.
         let mut index = OffsetIndex::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut relative_offset = 0u32;
         for entry in 0..entries {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            relative_offset += 2 + (state % 5) as u32;
             index.push(IndexEntry {
-                relative_offset: entry * 4,
+                relative_offset,
                 position: entry * 4096,
             });
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let targets: Vec<u32> = (0..4096)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                (state % (u64::from(entries) * 4)) as u32
+                (state % u64::from(relative_offset)) as u32
             })
             .collect();
         group.bench_function(format!("lookup/{entries}_entries"), |b| {
@@ -221,7 +228,11 @@ fn memtable_benches(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(template.len() as u64));
     group.bench_function("validate_1KiB", |b| {
         let bytes = template.as_bytes();
-        b.iter(|| black_box(streambus::record::BatchHeader::parse_verified(black_box(bytes))))
+        b.iter(|| {
+            black_box(streambus::record::BatchHeader::parse_verified(black_box(
+                bytes,
+            )))
+        })
     });
     group.finish();
 }
@@ -354,7 +365,10 @@ fn log_benches(c: &mut Criterion) {
         ..LogConfig::default()
     };
     open_log(&shard, "durable", always, 64 << 20);
-    for (appenders, template) in [(1usize, record_batch(1, 1024)), (64, record_batch(16, 1024))] {
+    for (appenders, template) in [
+        (1usize, record_batch(1, 1024)),
+        (64, record_batch(16, 1024)),
+    ] {
         group.throughput(Throughput::Bytes(template.len() as u64));
         group.bench_function(
             format!("append_fdatasync_{appenders}_appenders_{}B", template.len()),

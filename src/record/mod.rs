@@ -42,13 +42,15 @@ pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
 /// The only magic StreamBus accepts: RecordBatch v2 (Kafka 0.11+).
 pub const BATCH_MAGIC_V2: i8 = 2;
 
-pub(crate) const BASE_OFFSET_AT: usize = 0;
+/// Byte position of `base_offset` in a batch.
+pub const BASE_OFFSET_AT: usize = 0;
 pub(crate) const BATCH_LENGTH_AT: usize = 8;
 pub(crate) const LEADER_EPOCH_AT: usize = 12;
 pub(crate) const MAGIC_AT: usize = 16;
 pub(crate) const CRC_AT: usize = 17;
 pub(crate) const ATTRIBUTES_AT: usize = 21;
-pub(crate) const LAST_OFFSET_DELTA_AT: usize = 23;
+/// Byte position of `last_offset_delta` in a batch.
+pub const LAST_OFFSET_DELTA_AT: usize = 23;
 pub(crate) const BASE_TIMESTAMP_AT: usize = 27;
 pub(crate) const MAX_TIMESTAMP_AT: usize = 35;
 pub(crate) const PRODUCER_ID_AT: usize = 43;

@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
-use crate::record::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::record::{BASE_OFFSET_AT, LAST_OFFSET_DELTA_AT};
 
 /// Default MemTable budget of one shard.
 pub const MEMTABLE_BUDGET_BYTES_DEFAULT: usize = 256 << 20;
@@ -136,11 +136,9 @@ impl MemTable {
 
     /// Inserts a batch (its base offset already stamped), then evicts if over budget.
     pub fn insert(&self, base_offset: u64, batch: Bytes) {
+        // Offsets are never re-inserted while present: truncation removes the MemTable's tail
+        // before the log reuses those offsets.
         let bytes = batch.len();
-        if let Some(previous) = self.map.get(&base_offset) {
-            // Re-appending an offset (after a truncation) replaces the old batch.
-            self.budget.refund(previous.value().len());
-        }
         self.map.insert(base_offset, batch);
         self.budget.charge(bytes);
         self.budget
@@ -257,13 +255,19 @@ impl Drop for MemTable {
     }
 }
 
+/// The last offset of a stored batch: base offset plus last offset delta, read in place (the
+/// batch was validated before it entered the MemTable).
 fn last_offset_of(batch: &[u8]) -> u64 {
-    // Batches enter the MemTable only after validation, so the header parses; a failure here
-    // would mean memory corruption, and treating the batch as one record is the safe reading.
-    match batch.get(..BATCH_HEADER_BYTES).map(BatchHeader::parse) {
-        Some(Ok(header)) => header.last_offset(),
-        _ => 0,
-    }
+    let field = |at: usize, out: &mut [u8]| {
+        if let Some(bytes) = batch.get(at..at + out.len()) {
+            out.copy_from_slice(bytes);
+        }
+    };
+    let mut base_offset = [0u8; 8];
+    let mut last_offset_delta = [0u8; 4];
+    field(BASE_OFFSET_AT, &mut base_offset);
+    field(LAST_OFFSET_DELTA_AT, &mut last_offset_delta);
+    u64::from_be_bytes(base_offset) + u64::from(u32::from_be_bytes(last_offset_delta))
 }
 
 #[cfg(test)]
