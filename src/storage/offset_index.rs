@@ -287,7 +287,7 @@ mod tests {
                 let gap = match shape {
                     0 => 1,
                     1 => 1 + (next() % 50) as u32,
-                    2 if slot < 1900 || slot > 1950 => 1,
+                    2 if !(1900..=1950).contains(&slot) => 1,
                     2 => 100_000,
                     _ => 1 + (next() % 3) as u32 * (next() % 1000) as u32,
                 };
