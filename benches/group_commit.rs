@@ -47,12 +47,19 @@ struct Point {
     p999_us: u64,
 }
 
-async fn measure(root: PathBuf, appenders: usize, batch_bytes: usize, seconds: u64) -> Point {
+async fn measure(
+    root: PathBuf,
+    appenders: usize,
+    batch_bytes: usize,
+    seconds: u64,
+    write_buffer_bytes: usize,
+) -> Point {
     let directory = root.join(format!("gc-{appenders}-{batch_bytes}"));
     let config = LogConfig {
         flush_policy: FlushPolicy::Always,
         segment_bytes: 256 << 20,
         retention_bytes: Some(768 << 20),
+        write_buffer_bytes,
         ..LogConfig::default()
     };
     let log = PartitionLog::open(&directory, config, MemTableBudget::new(64 << 20))
@@ -123,14 +130,45 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     let _ = std::fs::create_dir_all(&root);
+    // `GROUP_COMMIT_POINTS=64x16384,8x1024` picks points; the default is the whole curve.
+    let selected: Vec<(usize, usize)> = match std::env::var("GROUP_COMMIT_POINTS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|point| {
+                let (appenders, bytes) = point.split_once('x')?;
+                Some((appenders.parse().ok()?, bytes.parse().ok()?))
+            })
+            .collect(),
+        Err(_) => [1024usize, 16 * 1024]
+            .iter()
+            .flat_map(|&bytes| [1usize, 8, 64].map(|appenders| (appenders, bytes)))
+            .collect(),
+    };
+    // `GROUP_COMMIT_BUFFERS=262144,1048576` compares staging chunk sizes in one run.
+    let buffer_sizes: Vec<usize> = std::env::var("GROUP_COMMIT_BUFFERS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|size| size.parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![streambus::storage::WRITE_BUFFER_BYTES_DEFAULT]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let points = LocalExecutorBuilder::new(Placement::Fixed(cores - 1))
         .io_memory(64 << 20)
         .spawn(move || async move {
             let mut points = Vec::new();
-            for batch_bytes in [1024usize, 16 * 1024] {
-                for appenders in [1usize, 8, 64] {
-                    points.push(measure(root.clone(), appenders, batch_bytes, seconds).await);
+            for &(appenders, batch_bytes) in &selected {
+                for &write_buffer_bytes in &buffer_sizes {
+                    let point = measure(
+                        root.clone(),
+                        appenders,
+                        batch_bytes,
+                        seconds,
+                        write_buffer_bytes,
+                    )
+                    .await;
+                    points.push((write_buffer_bytes, point));
                 }
             }
             points
@@ -139,14 +177,24 @@ fn main() {
         .join()
         .expect("run");
     println!(
-        "{:>9} {:>8} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8}",
-        "appenders", "batch_B", "MiB/s", "appends/s", "fdatasyncs", "appends/sync", "p50_us", "p99_us", "p999_us"
+        "{:>9} {:>8} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8}",
+        "appenders",
+        "batch_B",
+        "chunk_B",
+        "MiB/s",
+        "appends/s",
+        "fdatasyncs",
+        "appends/sync",
+        "p50_us",
+        "p99_us",
+        "p999_us"
     );
-    for point in points {
+    for (write_buffer_bytes, point) in points {
         println!(
-            "{:>9} {:>8} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8}",
+            "{:>9} {:>8} {:>9} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8}",
             point.appenders,
             point.batch_bytes,
+            write_buffer_bytes,
             point.bytes_per_second / (1024.0 * 1024.0),
             point.appends_per_second,
             point.fdatasyncs,

@@ -200,6 +200,10 @@ impl PartitionLog {
             clock: RefCell::new(Rc::new(system_clock_ms)),
             recovery,
         });
+        // The flusher shares the appenders' task queue on purpose: woken by the first append of
+        // a burst, it runs after every appender ready in the same turn has staged, so one flush
+        // takes the whole burst. (A separate latency-sensitive queue was measured: it split
+        // bursts in two, doubled the fdatasyncs and lowered throughput by a quarter.)
         glommio::spawn_local(flusher_loop(Rc::downgrade(&inner))).detach();
         if let FlushPolicy::Interval { interval_ms } = inner.config.flush_policy {
             glommio::spawn_local(interval_sync_loop(
@@ -940,8 +944,9 @@ impl LogInner {
                     || (segment.file.is_none() && segment.state == SegmentState::Active)
                 {
                     let mut buffers = Vec::new();
-                    segment.take_staged(&mut buffers);
+                    let staged_bytes = segment.take_staged(&mut buffers);
                     jobs.push(FlushJob {
+                        staged_bytes,
                         base,
                         file: segment.file.clone(),
                         path: segment.paths.log.clone(),
@@ -966,14 +971,9 @@ impl LogInner {
                     file
                 }
             };
-            let mut previous_end = None;
-            for buffer in job.buffers {
-                let end = buffer.file_position + buffer.filled as u64;
-                let carried = previous_end.map_or(0, |previous| previous - buffer.file_position);
-                taken_bytes += buffer.filled - carried as usize;
-                previous_end = Some(end);
-                self.write_buffer(&file, &job.path, buffer).await?;
-            }
+            taken_bytes += job.staged_bytes;
+            self.write_concurrently(&file, &job.path, job.buffers)
+                .await?;
             {
                 let mut state = self.state.borrow_mut();
                 if let Some(segment) = state.segments.get_mut(&job.base) {
@@ -1013,6 +1013,42 @@ impl LogInner {
         self.count(|stats| stats.flush_cycles += 1);
         self.wake_all();
         Ok(())
+    }
+
+    /// Writes a flush's chunks all at once: they do not overlap, and the device takes them in
+    /// parallel. At most
+    /// `staged_bytes_max / write_buffer_bytes + 1` writes are in flight.
+    async fn write_concurrently(
+        &self,
+        file: &DmaFile,
+        path: &Path,
+        buffers: Vec<WriteBuffer>,
+    ) -> StorageResult<()> {
+        let mut pending: Vec<Pin<Box<dyn Future<Output = StorageResult<()>> + '_>>> = buffers
+            .into_iter()
+            .map(|buffer| {
+                Box::pin(self.write_buffer(file, path, buffer))
+                    as Pin<Box<dyn Future<Output = StorageResult<()>> + '_>>
+            })
+            .collect();
+        poll_fn(|context| {
+            let mut index = 0;
+            while index < pending.len() {
+                match pending[index].as_mut().poll(context) {
+                    Poll::Ready(Ok(())) => {
+                        drop(pending.swap_remove(index));
+                    }
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                    Poll::Pending => index += 1,
+                }
+            }
+            if pending.is_empty() {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     async fn write_buffer(
@@ -1090,6 +1126,8 @@ struct ClosingSegment {
 }
 
 struct FlushJob {
+    /// Bytes of batches in `buffers` (the carried block excluded).
+    staged_bytes: usize,
     base: u64,
     file: Option<Rc<DmaFile>>,
     path: PathBuf,

@@ -3,13 +3,15 @@
 //! # Writing with O_DIRECT
 //!
 //! O_DIRECT writes must start and end on the device's block boundary, but batches have any
-//! length. A segment therefore *stages* appended batches in DMA buffers that mirror the file
-//! from the last block boundary on: a new staging buffer starts with a copy of the partial last
-//! block (the *carry*, under one block), and appends are copied in behind it. The flusher writes
-//! each staging buffer padded with zeros to the next boundary; the next write rewrites that
-//! block with more data in it. Writes of one segment are issued one at a time, in order, so a
-//! rewrite never races the write it supersedes. Until a clean close truncates the file to its
-//! logical size, a zero-filled pad may follow the last batch; recovery recognises it.
+//! length. A segment therefore *stages* appended batches in fixed-size, block-aligned DMA
+//! chunks that mirror the file from the last block boundary on; batches flow across chunk
+//! boundaries. The first chunk after a flush starts with a copy of the partial last block (the
+//! *carry*, under one block). The flusher writes all chunks of a flush concurrently (full chunks
+//! never share a block), the last one padded with zeros to the next boundary; the next flush
+//! rewrites that block with more data in it, and starts only after every write of the previous
+//! flush completed, so a rewrite never races the write it supersedes. Until a clean close
+//! truncates the file to its logical size, a zero-filled pad may follow the last batch;
+//! recovery recognises it.
 //!
 //! Staging buffers come from glommio's registered I/O arena (`alloc_dma_buffer`), a fixed
 //! region each executor allocates once and recycles through a buddy allocator. Appends thus
@@ -130,6 +132,8 @@ pub(crate) struct Segment {
     pub staging: VecDeque<WriteBuffer>,
     /// Bytes of the partial last block of what the flusher already took, `< DMA_ALIGNMENT_BYTES`.
     pub carry: Vec<u8>,
+    /// Bytes of batches staged since the flusher last took the staging.
+    pub staged_bytes: usize,
 }
 
 impl Segment {
@@ -151,6 +155,7 @@ impl Segment {
             roll_basis_ms: None,
             staging: VecDeque::new(),
             carry: Vec::with_capacity(DMA_ALIGNMENT_BYTES),
+            staged_bytes: 0,
         }
     }
 
@@ -193,48 +198,56 @@ impl Segment {
         }
     }
 
-    /// Copies a batch into staging, opening a new DMA buffer (from `allocate`) when the current
-    /// one is full. The only copy on the append path.
+    /// Copies a batch into staging: the only copy on the append path. Staging is a run of
+    /// fixed-size, block-aligned chunks that mirror the file; a batch flows across a chunk
+    /// boundary when it must. Full chunks therefore never share a block, so the flusher writes
+    /// all of them at once, and only the last, partial chunk needs the carry.
     pub fn stage(
         &mut self,
         batch: &[u8],
-        write_buffer_bytes: usize,
-        allocate: impl FnOnce(usize) -> DmaBuffer,
+        chunk_bytes: usize,
+        mut allocate: impl FnMut(usize) -> DmaBuffer,
     ) {
-        let fits = self
-            .staging
-            .back()
-            .is_some_and(|back| back.filled + batch.len() <= back.buffer.len());
-        if !fits {
-            let file_position = align_down(self.size_bytes);
-            let carry_bytes = (self.size_bytes - file_position) as usize;
-            let capacity = align_up(write_buffer_bytes.max(carry_bytes + batch.len()));
-            let mut buffer = allocate(capacity);
-            let carry: &[u8] = match self.staging.back() {
-                Some(back) => {
-                    let from = (file_position - back.file_position) as usize;
-                    &back.buffer.as_bytes()[from..back.filled]
-                }
-                None => &self.carry[..carry_bytes.min(self.carry.len())],
-            };
-            buffer.as_bytes_mut()[..carry.len()].copy_from_slice(carry);
-            self.staging.push_back(WriteBuffer {
-                buffer,
-                file_position,
-                filled: carry.len(),
-            });
-        }
-        if let Some(back) = self.staging.back_mut() {
-            back.buffer.as_bytes_mut()[back.filled..back.filled + batch.len()]
-                .copy_from_slice(batch);
-            back.filled += batch.len();
+        let chunk_bytes = align_up(chunk_bytes);
+        let mut rest = batch;
+        // Bounded: every pass copies at least one byte into a chunk with room.
+        while !rest.is_empty() {
+            let has_room = self
+                .staging
+                .back()
+                .is_some_and(|back| back.filled < back.buffer.len());
+            if !has_room {
+                let mut buffer = allocate(chunk_bytes);
+                let (file_position, carried) = match self.staging.back() {
+                    // The previous chunk is full and ends on a block boundary.
+                    Some(back) => (back.file_position + back.buffer.len() as u64, 0),
+                    None => {
+                        let carry = &self.carry;
+                        buffer.as_bytes_mut()[..carry.len()].copy_from_slice(carry);
+                        (align_down(self.size_bytes), carry.len())
+                    }
+                };
+                self.staging.push_back(WriteBuffer {
+                    buffer,
+                    file_position,
+                    filled: carried,
+                });
+            }
+            if let Some(back) = self.staging.back_mut() {
+                let taken = (back.buffer.len() - back.filled).min(rest.len());
+                back.buffer.as_bytes_mut()[back.filled..back.filled + taken]
+                    .copy_from_slice(&rest[..taken]);
+                back.filled += taken;
+                rest = &rest[taken..];
+            }
         }
         self.size_bytes += batch.len() as u64;
+        self.staged_bytes += batch.len();
     }
 
-    /// Hands the staged buffers to the flusher, keeping the partial last block as the carry for
-    /// the next staging buffer.
-    pub fn take_staged(&mut self, into: &mut Vec<WriteBuffer>) {
+    /// Hands the staged chunks to the flusher, keeping the partial last block as the carry for
+    /// the next chunk. Returns the bytes of batches handed over.
+    pub fn take_staged(&mut self, into: &mut Vec<WriteBuffer>) -> usize {
         if let Some(back) = self.staging.back() {
             let boundary = align_down(self.size_bytes);
             let from = (boundary - back.file_position) as usize;
@@ -243,6 +256,7 @@ impl Segment {
                 .extend_from_slice(&back.buffer.as_bytes()[from..back.filled]);
         }
         into.extend(self.staging.drain(..));
+        std::mem::take(&mut self.staged_bytes)
     }
 
     /// Staged bytes not yet handed to the flusher (carry excluded).
