@@ -102,7 +102,14 @@ async fn measure(
         let after = log.stats();
         log.apply_retention(i64::MAX).await.expect("retention");
         if phase == "measure" {
-            let histogram = histogram.borrow();
+            let (p50_us, p99_us, p999_us) = {
+                let histogram = histogram.borrow();
+                (
+                    histogram.value_at_quantile(0.50),
+                    histogram.value_at_quantile(0.99),
+                    histogram.value_at_quantile(0.999),
+                )
+            };
             let appends = after.appends - before.appends;
             log.close().await.expect("close");
             let _ = std::fs::remove_dir_all(&directory);
@@ -113,9 +120,9 @@ async fn measure(
                 appends_per_second: appends as f64 / elapsed,
                 fdatasyncs: after.fdatasyncs - before.fdatasyncs,
                 appends,
-                p50_us: histogram.value_at_quantile(0.50),
-                p99_us: histogram.value_at_quantile(0.99),
-                p999_us: histogram.value_at_quantile(0.999),
+                p50_us,
+                p99_us,
+                p999_us,
             };
         }
     }
