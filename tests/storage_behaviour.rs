@@ -10,6 +10,16 @@ use streambus::record::TimestampType;
 use streambus::storage::{FlushPolicy, LogConfig, MemTableBudget, TimestampOffset};
 use support::*;
 
+/// 8 KiB segments with an index entry every 256 bytes: many rolls and index entries.
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 8192,
+        batch_bytes_max: 4096,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
 #[test]
 fn group_commit_shares_fdatasyncs_among_64_concurrent_appenders() {
     run(|| async {
@@ -176,12 +186,7 @@ fn retention_by_bytes_and_by_time_deletes_whole_sealed_segments() {
 fn timestamp_lookups_earliest_latest_and_by_time() {
     run(|| async {
         let dir = tempdir();
-        let config = LogConfig {
-            segment_bytes: 8192,
-            batch_bytes_max: 4096,
-            index_interval_bytes: 256,
-            ..LogConfig::default()
-        };
+        let config = small_segments();
         let log = open(dir.path(), config.clone()).await.expect("open");
         assert_eq!(log.offset_for_timestamp(0).await.expect("empty"), None);
         // Batch n: 4 records with timestamps 1000*n + 0..4.
@@ -302,12 +307,7 @@ fn memtable_budget_evicts_oldest_across_partitions_and_reads_fall_back_to_disk()
 fn truncate_removes_whole_batches_across_segments_and_appends_continue() {
     run(|| async {
         let dir = tempdir();
-        let config = LogConfig {
-            segment_bytes: 8192,
-            batch_bytes_max: 4096,
-            index_interval_bytes: 256,
-            ..LogConfig::default()
-        };
+        let config = small_segments();
         let log = open(dir.path(), config.clone()).await.expect("open");
         let mut stored = Vec::new();
         for seed in 0..40u64 {

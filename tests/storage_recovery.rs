@@ -398,3 +398,55 @@ fn arbitrary_garbage_segments_never_panic() {
         }
     });
 }
+
+#[test]
+fn a_time_index_with_wrong_timestamps_is_rebuilt_so_time_lookups_and_retention_hold() {
+    run(|| async {
+        let dir = tempdir();
+        let stored = populate(dir.path(), 80).await;
+        let first_time_index = dir.path().join("00000000000000000000.timeindex");
+        let mut bytes = std::fs::read(&first_time_index).expect("read");
+        assert!(bytes.len() >= 12);
+        // Rewrite every timestamp as 1 (structurally valid: one entry then non-increasing ones
+        // would fail decoding, so keep them increasing but tiny).
+        for (index, entry) in bytes.chunks_exact_mut(12).enumerate() {
+            entry[..8].copy_from_slice(&(index as i64 + 1).to_be_bytes());
+        }
+        std::fs::write(&first_time_index, &bytes).expect("write");
+        let config = LogConfig {
+            retention_ms: Some(1_000),
+            ..config()
+        };
+        let log = open(dir.path(), config).await.expect("open");
+        assert!(log.recovery_report().indexes_rebuilt.contains(&0));
+        // At 500 ms after the first segment's real newest record it is inside retention; with
+        // the garbled timestamps (1, 2, ...) it would have looked 1,000+ ms old and been deleted.
+        let second_base = log.segment_base_offsets()[1];
+        let newest_in_first = stored
+            .iter()
+            .map(|bytes| BatchHeader::parse(bytes).expect("header"))
+            .filter(|header| header.base_offset < second_base)
+            .map(|header| header.max_timestamp)
+            .max()
+            .expect("first segment has batches");
+        let outcome = log
+            .apply_retention(newest_in_first + 500)
+            .await
+            .expect("retention");
+        assert_eq!(outcome.segments_deleted, 0, "{outcome:?}");
+        // Lookups by time start from the time index: with timestamps 1, 2, ... every target
+        // would start at the index's last entry and skip the right answer.
+        for seed in [5usize, 20, 40] {
+            let header = BatchHeader::parse(&stored[seed]).expect("header");
+            let found = log
+                .offset_for_timestamp(10 * seed as i64)
+                .await
+                .expect("lookup");
+            assert_eq!(
+                found.map(|f| f.offset),
+                Some(header.base_offset),
+                "seed {seed}"
+            );
+        }
+    });
+}

@@ -1344,7 +1344,7 @@ async fn recover(
         } else {
             0
         };
-        let stop = scan_segment(
+        let mut stop = scan_segment(
             &mut segment,
             &file,
             scan_from,
@@ -1352,6 +1352,22 @@ async fn recover(
             config.index_interval_bytes,
         )
         .await?;
+        if loaded_indexes && !time_index_matches_log(&segment, &file, file_size).await? {
+            // Retention trusts the time index's timestamps: one that disagrees with the batch it
+            // names means the file is damaged, so rebuild both indexes from the log.
+            tracing::warn!(segment = %paths.time_index.display(), "time index disagrees with the log; rebuilding");
+            report.indexes_rebuilt.push(base);
+            loaded_indexes = false;
+            segment = Segment::new(directory, base);
+            stop = scan_segment(
+                &mut segment,
+                &file,
+                0,
+                file_size,
+                config.index_interval_bytes,
+            )
+            .await?;
+        }
         let mut size_bytes = file_size;
         if let Some(stop) = stop {
             let padding_only = is_zero_padding(&file, &paths.log, stop.position, file_size).await?;
@@ -1468,6 +1484,41 @@ async fn recover(
     ))
 }
 
+/// Whether the segment's last time index entry names a batch, inside the segment, whose max
+/// timestamp is the entry's timestamp.
+async fn time_index_matches_log(
+    segment: &Segment,
+    file: &DmaFile,
+    file_size: u64,
+) -> StorageResult<bool> {
+    let Some(entry) = segment.time_index.last() else {
+        return Ok(true);
+    };
+    let offset = segment.base_offset + u64::from(entry.relative_offset);
+    if offset >= segment.next_offset {
+        return Ok(false);
+    }
+    let start = segment.offset_index.lookup(entry.relative_offset).map_or(
+        (0, segment.base_offset),
+        |found| {
+            (
+                u64::from(found.position),
+                segment.base_offset + u64::from(found.relative_offset),
+            )
+        },
+    );
+    let path = &segment.paths.log;
+    let Ok((position, base)) = find_cut(file, path, start.0, start.1, file_size, offset).await
+    else {
+        return Ok(false);
+    };
+    if base != offset || position >= file_size {
+        return Ok(false);
+    }
+    let header = read_exact(file, path, position, crate::record::BATCH_HEADER_BYTES).await?;
+    Ok(BatchHeader::parse(&header).is_ok_and(|header| header.max_timestamp == entry.timestamp))
+}
+
 fn stop_changed(report: &RecoveryReport, base: u64) -> bool {
     report
         .cuts
@@ -1485,29 +1536,23 @@ async fn load_indexes(
 ) -> StorageResult<Option<(OffsetIndex, TimeIndex)>> {
     let index_bytes = read_small_file(&paths.index).await?;
     let time_bytes = read_small_file(&paths.time_index).await?;
-    let (Some(index_bytes), Some(time_bytes)) = (index_bytes, time_bytes) else {
-        tracing::warn!(segment = %paths.log.display(), "index files missing; rebuilding");
+    let mut rebuild = |file: &Path, reason: &str| {
+        tracing::warn!(file = %file.display(), reason, "index unusable; rebuilding from the log");
         report.indexes_rebuilt.push(base);
-        return Ok(None);
+        Ok(None)
+    };
+    let (Some(index_bytes), Some(time_bytes)) = (index_bytes, time_bytes) else {
+        return rebuild(&paths.index, "missing");
     };
     let offset_index = match OffsetIndex::decode(&index_bytes, log_bytes) {
         Ok(index) => index,
-        Err(reason) => {
-            tracing::warn!(segment = %paths.index.display(), reason, "offset index invalid; rebuilding");
-            report.indexes_rebuilt.push(base);
-            return Ok(None);
-        }
+        Err(reason) => return rebuild(&paths.index, reason),
     };
-    // Offsets in the time index may not exceed what the log can hold; the scan from the last
-    // offset-index entry checks the rest.
-    let relative_end = u64::from(u32::MAX);
-    let time_index = match TimeIndex::decode(&time_bytes, relative_end) {
+    // Offsets are checked against the segment's end, and the last entry against its batch,
+    // once the tail scan has found the end (`time_index_matches_log`).
+    let time_index = match TimeIndex::decode(&time_bytes, u64::from(u32::MAX)) {
         Ok(index) => index,
-        Err(reason) => {
-            tracing::warn!(segment = %paths.time_index.display(), reason, "time index invalid; rebuilding");
-            report.indexes_rebuilt.push(base);
-            return Ok(None);
-        }
+        Err(reason) => return rebuild(&paths.time_index, reason),
     };
     Ok(Some((offset_index, time_index)))
 }
