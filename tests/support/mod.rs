@@ -118,7 +118,12 @@ pub fn log_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// A temporary directory on the build disk: `/tmp` may be tmpfs, which refuses O_DIRECT.
+/// A temporary directory for a test's data: under `STREAMBUS_TEST_DIR` when set, else under
+/// the build directory (`CARGO_TARGET_TMPDIR`), which is on the same disk as the checkout.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir in target")
+    let root = std::env::var_os("STREAMBUS_TEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&root).expect("test data root");
+    tempfile::tempdir_in(root).expect("tempdir")
 }
