@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -36,6 +37,7 @@ fn template(batch_bytes: usize) -> RecordBatch {
 }
 
 struct Point {
+    shards: usize,
     appenders: usize,
     batch_bytes: usize,
     bytes_per_second: f64,
@@ -47,14 +49,26 @@ struct Point {
     p999_us: u64,
 }
 
+/// One shard's share of a point: its counters and its latency histogram.
+struct ShardRun {
+    bytes: u64,
+    appends: u64,
+    fdatasyncs: u64,
+    seconds: f64,
+    histogram: Histogram<u64>,
+    batch_bytes: usize,
+}
+
 async fn measure(
     root: PathBuf,
+    shard: usize,
     appenders: usize,
     batch_bytes: usize,
     seconds: u64,
     write_buffer_bytes: usize,
-) -> Point {
-    let directory = root.join(format!("gc-{appenders}-{batch_bytes}"));
+    start_together: Arc<Barrier>,
+) -> ShardRun {
+    let directory = root.join(format!("gc-{shard}-{appenders}-{batch_bytes}"));
     let config = LogConfig {
         flush_policy: FlushPolicy::Always,
         segment_bytes: 256 << 20,
@@ -69,6 +83,7 @@ async fn measure(
     let histogram = Rc::new(RefCell::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
     ));
+    start_together.wait();
     // Warm up for half a second, then measure.
     for (phase, duration) in [
         ("warmup", Duration::from_millis(500)),
@@ -102,27 +117,16 @@ async fn measure(
         let after = log.stats();
         log.apply_retention(i64::MAX).await.expect("retention");
         if phase == "measure" {
-            let (p50_us, p99_us, p999_us) = {
-                let histogram = histogram.borrow();
-                (
-                    histogram.value_at_quantile(0.50),
-                    histogram.value_at_quantile(0.99),
-                    histogram.value_at_quantile(0.999),
-                )
-            };
-            let appends = after.appends - before.appends;
+            let histogram = histogram.borrow().clone();
             log.close().await.expect("close");
             let _ = std::fs::remove_dir_all(&directory);
-            return Point {
-                appenders,
-                batch_bytes: template.len(),
-                bytes_per_second: (after.bytes_appended - before.bytes_appended) as f64 / elapsed,
-                appends_per_second: appends as f64 / elapsed,
+            return ShardRun {
+                bytes: after.bytes_appended - before.bytes_appended,
+                appends: after.appends - before.appends,
                 fdatasyncs: after.fdatasyncs - before.fdatasyncs,
-                appends,
-                p50_us,
-                p99_us,
-                p999_us,
+                seconds: elapsed,
+                histogram,
+                batch_bytes: template.len(),
             };
         }
     }
@@ -160,31 +164,74 @@ fn main() {
                 .collect()
         })
         .unwrap_or_else(|| vec![streambus::storage::WRITE_BUFFER_BYTES_DEFAULT]);
+    // `GROUP_COMMIT_SHARDS=2` runs one shard (executor, pinned core, partition log) per core,
+    // with the appenders split evenly, as a broker would.
+    let shards: usize = std::env::var("GROUP_COMMIT_SHARDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let points = LocalExecutorBuilder::new(Placement::Fixed(cores - 1))
-        .io_memory(64 << 20)
-        .spawn(move || async move {
-            let mut points = Vec::new();
-            for &(appenders, batch_bytes) in &selected {
-                for &write_buffer_bytes in &buffer_sizes {
-                    let point = measure(
-                        root.clone(),
-                        appenders,
-                        batch_bytes,
-                        seconds,
-                        write_buffer_bytes,
-                    )
-                    .await;
-                    points.push((write_buffer_bytes, point));
-                }
+    let mut points = Vec::new();
+    for &(appenders, batch_bytes) in &selected {
+        for &write_buffer_bytes in &buffer_sizes {
+            let start_together = Arc::new(Barrier::new(shards));
+            let handles: Vec<_> = (0..shards)
+                .map(|shard| {
+                    let root = root.clone();
+                    let start_together = start_together.clone();
+                    let core = if shards == 1 {
+                        cores - 1
+                    } else {
+                        shard % cores
+                    };
+                    LocalExecutorBuilder::new(Placement::Fixed(core))
+                        .io_memory(64 << 20)
+                        .spawn(move || async move {
+                            measure(
+                                root,
+                                shard,
+                                (appenders / shards).max(1),
+                                batch_bytes,
+                                seconds,
+                                write_buffer_bytes,
+                                start_together,
+                            )
+                            .await
+                        })
+                        .expect("start executor (ulimit -l unlimited?)")
+                })
+                .collect();
+            let runs: Vec<ShardRun> = handles
+                .into_iter()
+                .map(|handle| handle.join().expect("shard run"))
+                .collect();
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("h");
+            for run in &runs {
+                histogram.add(&run.histogram).expect("merge histograms");
             }
-            points
-        })
-        .expect("start executor (ulimit -l unlimited?)")
-        .join()
-        .expect("run");
+            let seconds = runs.iter().map(|run| run.seconds).fold(0.0, f64::max);
+            let appends: u64 = runs.iter().map(|run| run.appends).sum();
+            points.push((
+                write_buffer_bytes,
+                Point {
+                    shards,
+                    appenders,
+                    batch_bytes: runs.first().map_or(0, |run| run.batch_bytes),
+                    bytes_per_second: runs.iter().map(|run| run.bytes).sum::<u64>() as f64
+                        / seconds,
+                    appends_per_second: appends as f64 / seconds,
+                    fdatasyncs: runs.iter().map(|run| run.fdatasyncs).sum(),
+                    appends,
+                    p50_us: histogram.value_at_quantile(0.50),
+                    p99_us: histogram.value_at_quantile(0.99),
+                    p999_us: histogram.value_at_quantile(0.999),
+                },
+            ));
+        }
+    }
     println!(
-        "{:>9} {:>8} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8}",
+        "{:>6} {:>9} {:>8} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8}",
+        "shards",
         "appenders",
         "batch_B",
         "chunk_B",
@@ -198,7 +245,8 @@ fn main() {
     );
     for (write_buffer_bytes, point) in points {
         println!(
-            "{:>9} {:>8} {:>9} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8}",
+            "{:>6} {:>9} {:>8} {:>9} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8}",
+            point.shards,
             point.appenders,
             point.batch_bytes,
             write_buffer_bytes,
