@@ -6,7 +6,7 @@
 //!   ([`record::RecordBatch`]), a header decoder for scans ([`record::BatchHeader`]), a record
 //!   iterator, and a builder that encodes records into a batch.
 //! - [`storage`]: the per-partition log. Segments written with O_DIRECT through glommio, sparse
-//!   offset and time indexes, a skip-list MemTable for the hot tail under a per-shard byte
+//!   offset and time indexes, a MemTable (ring of recent batches) for the hot tail under a per-shard byte
 //!   budget, group commit with the `always` / `interval` / `never` flush policies, retention, and
 //!   crash recovery.
 //!

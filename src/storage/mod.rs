@@ -6,7 +6,7 @@
 //! | segment | `segment.rs` | `<base_offset:020>.log`, DMA staging and cold reads |
 //! | [`OffsetIndex`] | `offset_index.rs` | sparse `.index`: relative offset -> file position |
 //! | [`TimeIndex`] | `time_index.rs` | sparse `.timeindex`: timestamp -> relative offset |
-//! | [`MemTable`] | `memtable.rs` | skip list of recent batches under a per-shard [`MemTableBudget`] |
+//! | [`MemTable`] | `memtable.rs` | ring of recent batches under a per-shard [`MemTableBudget`] |
 //! | recovery | `recovery.rs` | batch-by-batch tail check, cuts, index rebuilds |
 //!
 //! See `../shared/DESIGN.md` §3 for why the log is organised this way.
