@@ -320,7 +320,7 @@ fn deleted_or_garbled_indexes_are_rebuilt_and_give_the_same_reads() {
             })
             .collect();
         assert!(indexes.len() >= 4);
-        for damage in ["delete", "garble", "truncate", "empty"] {
+        for damage in ["delete", "garble", "truncate", "empty", "oversized"] {
             restore(dir.path(), &pristine);
             for path in &indexes {
                 match damage {
@@ -335,6 +335,10 @@ fn deleted_or_garbled_indexes_are_rebuilt_and_give_the_same_reads() {
                     "truncate" => {
                         let bytes = std::fs::read(path).expect("read");
                         std::fs::write(path, &bytes[..bytes.len().saturating_sub(3)]).expect("w");
+                    }
+                    "oversized" => {
+                        // Larger than any index of this log could be: rebuilt without reading.
+                        std::fs::write(path, vec![0u8; 1 << 20]).expect("write");
                     }
                     _ => std::fs::write(path, b"").expect("write"),
                 }

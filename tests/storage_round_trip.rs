@@ -155,3 +155,40 @@ fn interval_and_never_policies_make_data_visible_at_once_and_durable_later() {
         }
     });
 }
+
+#[test]
+fn one_cold_read_is_bounded_whatever_max_bytes_asks() {
+    run(|| async {
+        let dir = tempdir();
+        let config = LogConfig {
+            flush_policy: FlushPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = open(dir.path(), config.clone()).await.expect("open");
+        let batches = (streambus::storage::COLD_READ_BYTES_MAX / 4000) + 100;
+        for seed in 0..batches as u64 {
+            log.append_staged(batch(seed, 1, 4000, 0))
+                .await
+                .expect("append");
+        }
+        log.close().await.expect("close");
+        let cold = open(dir.path(), config)
+            .await
+            .expect("reopen: nothing in the MemTable");
+        let read = cold.read(0, usize::MAX).await.expect("read");
+        assert!(read.bytes > 0);
+        assert!(
+            read.bytes <= streambus::storage::COLD_READ_BYTES_MAX,
+            "{} bytes in one read",
+            read.bytes
+        );
+        let found = headers(&read.batches);
+        assert_eq!(found[0].0.base_offset, 0);
+        assert!(found.len() < batches, "the rest needs another read");
+        assert_eq!(
+            read_all(&cold, 0).await.len(),
+            batches,
+            "and reading on finds it all"
+        );
+    });
+}

@@ -45,25 +45,33 @@ pub(crate) async fn read_exact(
     Ok(read)
 }
 
-/// Reads a whole small file (an index or a marker), or `None` if it does not exist.
-pub(crate) async fn read_small_file(path: &Path) -> StorageResult<Option<Vec<u8>>> {
+/// What [`read_small_file`] found.
+pub(crate) enum SmallFile {
+    /// No such file.
+    Missing,
+    /// Larger than the caller's bound: not read (it cannot be valid).
+    TooLarge,
+    /// The whole file.
+    Contents(Vec<u8>),
+}
+
+/// Reads a whole small file (an index), unless it is larger than `bytes_max`: damage on disk
+/// must not make the broker allocate whatever size a garbage file claims.
+pub(crate) async fn read_small_file(path: &Path, bytes_max: u64) -> StorageResult<SmallFile> {
     if !path.exists() {
-        return Ok(None);
+        return Ok(SmallFile::Missing);
     }
     let file = DmaFile::open(path).await.map_err(io_error("open", path))?;
     let size = file.file_size().await.map_err(io_error("stat", path))?;
-    let size = usize::try_from(size).map_err(|_| StorageError::Io {
-        operation: "read",
-        path: path.to_path_buf(),
-        source: std::io::Error::other("file too large"),
-    })?;
-    let bytes = if size == 0 {
-        Vec::new()
+    let bytes = if size > bytes_max {
+        None
+    } else if size == 0 {
+        Some(Vec::new())
     } else {
-        read_exact(&file, path, 0, size).await?.to_vec()
+        Some(read_exact(&file, path, 0, size as usize).await?.to_vec())
     };
     file.close().await.map_err(io_error("close", path))?;
-    Ok(Some(bytes))
+    Ok(bytes.map_or(SmallFile::TooLarge, SmallFile::Contents))
 }
 
 /// Replaces `path` with `contents` atomically: write a temporary file, fdatasync, rename.

@@ -30,5 +30,5 @@ pub use partition_log::{
     CLEAN_SHUTDOWN_MARKER,
 };
 pub use recovery::{RecoveryCut, RecoveryReport};
-pub use segment::DMA_ALIGNMENT_BYTES;
+pub use segment::{COLD_READ_BYTES_MAX, DMA_ALIGNMENT_BYTES};
 pub use time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};

@@ -39,7 +39,7 @@ use super::config::{FlushPolicy, LogConfig};
 use super::error::{io_error, std_io_error, StorageError, StorageResult};
 use super::fileio::{
     open_read_write, prime_direct_io_probe, read_exact, read_small_file, remove_if_exists,
-    short_write, sync_directory, write_small_file,
+    short_write, sync_directory, write_small_file, SmallFile,
 };
 use super::memtable::{MemTable, MemTableBudget};
 use super::offset_index::OffsetIndex;
@@ -370,7 +370,8 @@ impl PartitionLog {
 
     /// Reads the batches holding `offset` and after, up to `max_bytes` (the first batch whole
     /// even if larger) and never past the high watermark: from the MemTable when it holds
-    /// `offset`, else from the segment through its index.
+    /// `offset`, else from the segment through its index. One read from disk returns at most
+    /// [`super::COLD_READ_BYTES_MAX`] (or the first batch, whole); read again to continue.
     pub async fn read(&self, offset: u64, max_bytes: usize) -> StorageResult<LogRead> {
         let mut result = LogRead::default();
         self.read_into(offset, max_bytes, &mut result).await?;
@@ -1534,15 +1535,31 @@ async fn load_indexes(
     report: &mut RecoveryReport,
     base: u64,
 ) -> StorageResult<Option<(OffsetIndex, TimeIndex)>> {
-    let index_bytes = read_small_file(&paths.index).await?;
-    let time_bytes = read_small_file(&paths.time_index).await?;
+    // An index holds at most one entry per batch, and a batch is at least a header long: a
+    // larger file is garbage and is not read.
+    let batches_max = log_bytes / crate::record::BATCH_HEADER_BYTES as u64 + 1;
+    let index_bytes = read_small_file(
+        &paths.index,
+        batches_max * crate::storage::OFFSET_INDEX_ENTRY_BYTES as u64,
+    )
+    .await?;
+    let time_bytes = read_small_file(
+        &paths.time_index,
+        batches_max * crate::storage::TIME_INDEX_ENTRY_BYTES as u64,
+    )
+    .await?;
     let mut rebuild = |file: &Path, reason: &str| {
         tracing::warn!(file = %file.display(), reason, "index unusable; rebuilding from the log");
         report.indexes_rebuilt.push(base);
         Ok(None)
     };
-    let (Some(index_bytes), Some(time_bytes)) = (index_bytes, time_bytes) else {
-        return rebuild(&paths.index, "missing");
+    let (index_bytes, time_bytes) = match (index_bytes, time_bytes) {
+        (SmallFile::Contents(index), SmallFile::Contents(time)) => (index, time),
+        (SmallFile::TooLarge, _) => return rebuild(&paths.index, "larger than the log allows"),
+        (_, SmallFile::TooLarge) => {
+            return rebuild(&paths.time_index, "larger than the log allows")
+        }
+        _ => return rebuild(&paths.index, "missing"),
     };
     let offset_index = match OffsetIndex::decode(&index_bytes, log_bytes) {
         Ok(index) => index,

@@ -41,6 +41,11 @@ pub const DMA_ALIGNMENT_BYTES: usize = 4096;
 /// plus one batch).
 const COLD_READ_SLACK_BYTES: usize = 64 << 10;
 
+/// Most bytes one cold read fetches from a segment, whatever `max_bytes` asks: a read returns
+/// fewer bytes rather than allocating up to a whole segment. The first batch is still returned
+/// whole when it alone is larger.
+pub const COLD_READ_BYTES_MAX: usize = 16 << 20;
+
 pub(crate) fn align_down(position: u64) -> u64 {
     position - position % DMA_ALIGNMENT_BYTES as u64
 }
@@ -286,7 +291,7 @@ pub(crate) async fn read_batches(
             return Ok(Bytes::new());
         }
         let window_bytes = ((end_position - position) as usize)
-            .min(max_bytes.saturating_add(COLD_READ_SLACK_BYTES));
+            .min(max_bytes.min(COLD_READ_BYTES_MAX) + COLD_READ_SLACK_BYTES);
         let window = read_exact(file, path, position, window_bytes).await?;
         let mut cursor = 0usize;
         let mut first_found: Option<usize> = None;
@@ -323,7 +328,8 @@ pub(crate) async fn read_batches(
             let batch = &rest[..header.total_bytes()];
             if header.last_offset() >= target_offset {
                 let taken = first_found.map_or(0, |start| collected_end - start);
-                if first_found.is_some() && taken + batch.len() > max_bytes {
+                let limit_bytes = max_bytes.min(COLD_READ_BYTES_MAX);
+                if first_found.is_some() && taken + batch.len() > limit_bytes {
                     break;
                 }
                 header
@@ -331,7 +337,7 @@ pub(crate) async fn read_batches(
                     .map_err(|reason| StorageError::from_batch(header.base_offset, reason))?;
                 first_found.get_or_insert(cursor);
                 collected_end = cursor + batch.len();
-                if collected_end - first_found.unwrap_or(0) >= max_bytes {
+                if collected_end - first_found.unwrap_or(0) >= limit_bytes {
                     break;
                 }
             }
