@@ -10,10 +10,24 @@
 //!   budget, group commit with the `always` / `interval` / `never` flush policies, retention, and
 //!   crash recovery.
 //!
-//! The broker (Kafka wire protocol, shards, listeners), the client SDK and the load generator
-//! build on these two modules; see the project issues and `README.md` for what has landed.
+//! - [`config`]: broker settings (TOML file, then flags), defaults as named constants, checked
+//!   at load.
+//! - [`cluster`]: cluster metadata (topics, partition placement, topic configs) and its
+//!   persistence.
+//! - [`protocol`]: Kafka framing, request headers, the supported API table, response encoding.
+//!   Message bodies come from the `kafka-protocol` crate.
+//! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
+//!   mesh and shard 0's controller; startup and shutdown.
+//! - [`server`]: listeners, connections, dispatch, and one handler per Kafka API.
+//!
+//! See `../shared/DESIGN.md` and `README.md` for the architecture and what has landed.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod cluster;
+pub mod config;
+pub mod protocol;
 pub mod record;
+pub mod server;
+pub mod shard;
 pub mod storage;

@@ -52,6 +52,8 @@ use super::time_index::TimeIndex;
 
 /// Name of the marker a clean close leaves in the partition directory.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean_shutdown";
+/// Readers a log remembers while they wait for its high watermark to move.
+pub const DATA_WAITERS_MAX: usize = 4096;
 /// Bytes each step of a timestamp lookup reads.
 const TIMESTAMP_SCAN_READ_BYTES: usize = 256 << 10;
 
@@ -146,6 +148,8 @@ struct LogInner {
     flusher_waker: RefCell<Option<Waker>>,
     /// Appenders waiting for durability, for staging room, or for an exclusive operation.
     progress_waiters: RefCell<Vec<Waker>>,
+    /// Readers (long-polling fetches) waiting for the high watermark to pass an offset.
+    data_waiters: RefCell<Vec<Waker>>,
     stats: Cell<LogStats>,
     clock: RefCell<Clock>,
     recovery: RecoveryReport,
@@ -196,6 +200,7 @@ impl PartitionLog {
             sync_requested: Cell::new(false),
             flusher_waker: RefCell::new(None),
             progress_waiters: RefCell::new(Vec::new()),
+            data_waiters: RefCell::new(Vec::new()),
             stats: Cell::new(LogStats::default()),
             clock: RefCell::new(Rc::new(system_clock_ms)),
             recovery,
@@ -366,6 +371,31 @@ impl PartitionLog {
             Poll::Pending
         })
         .await
+    }
+
+    /// Ready once the high watermark is above `offset`, or the log has failed or closed;
+    /// otherwise registers the task to be woken when the high watermark moves. Long-polling
+    /// fetches use it, so they are woken by appends and flushes, never by a timer loop.
+    pub fn poll_readable_beyond(&self, offset: u64, context: &mut Context<'_>) -> Poll<()> {
+        let inner = &self.inner;
+        let state = inner.state.borrow();
+        if inner.high_watermark(&state) > offset || inner.check_usable(&state).is_err() {
+            return Poll::Ready(());
+        }
+        drop(state);
+        let mut waiters = inner.data_waiters.borrow_mut();
+        if waiters.len() >= DATA_WAITERS_MAX {
+            // Readers that timed out leave their wakers behind on an idle partition. Rather
+            // than let the list grow, wake them all: a spurious wake-up only makes a reader
+            // look again and wait again.
+            for waker in waiters.drain(..) {
+                waker.wake();
+            }
+        }
+        if !waiters.iter().any(|waker| waker.will_wake(context.waker())) {
+            waiters.push(context.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Reads the batches holding `offset` and after, up to `max_bytes` (the first batch whole
@@ -844,6 +874,10 @@ impl LogInner {
         stats.bytes_appended += batch_bytes as u64;
         self.stats.set(stats);
         self.request_flush();
+        if self.config.flush_policy != FlushPolicy::Always {
+            // The high watermark is the log end offset: readers can see this batch now.
+            self.wake_readers();
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
@@ -891,11 +925,19 @@ impl LogInner {
         }
     }
 
+    fn wake_readers(&self) {
+        let waiters = std::mem::take(&mut *self.data_waiters.borrow_mut());
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+
     fn wake_all(&self) {
         let waiters = std::mem::take(&mut *self.progress_waiters.borrow_mut());
         for waker in waiters {
             waker.wake();
         }
+        self.wake_readers();
         if let Some(waker) = self.flusher_waker.borrow_mut().take() {
             waker.wake();
         }

@@ -1,0 +1,174 @@
+//! One client connection.
+//!
+//! A reader task reads frames and starts a handler task for each request; a writer task awaits
+//! those handlers in request order and writes their responses, as Kafka requires. So a client
+//! may pipeline requests (librdkafka keeps up to 5 in flight), and a produce waiting for its
+//! fdatasync does not stop the next request from being read. At most
+//! `in_flight_requests_per_connection_max` requests are in flight; beyond it the reader waits,
+//! and TCP pushes back on the client.
+
+use std::cell::RefCell;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::TcpStream;
+use glommio::task::JoinHandle;
+use kafka_protocol::messages::ApiKey;
+use tracing::{debug, warn};
+
+use crate::protocol::frame::FrameReader;
+use crate::protocol::header::{parse_request, read_prefix};
+use crate::protocol::ProtocolError;
+use crate::shard::ShardContext;
+
+use super::dispatch::{dispatch, unsupported_api_versions};
+
+/// What the writer waits for, in request order.
+enum Pending {
+    /// A handler still running; it yields a frame, or nothing (acks=0), or an error that closes
+    /// the connection.
+    Handler(glommio::Task<Result<Option<BytesMut>, ProtocolError>>),
+    /// A response ready at once.
+    Ready(BytesMut),
+}
+
+/// The read half: borrows the shared stream only inside each poll, never across an await,
+/// so the reader and the writer (tasks on the same thread) never hold it at once.
+struct ReadHalf(Rc<RefCell<TcpStream>>);
+/// The write half, borrowing the same way.
+struct WriteHalf(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut stream = self.0.borrow_mut();
+        Pin::new(&mut *stream).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut stream = self.0.borrow_mut();
+        Pin::new(&mut *stream).poll_write(context, buffer)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut stream = self.0.borrow_mut();
+        Pin::new(&mut *stream).poll_flush(context)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut stream = self.0.borrow_mut();
+        Pin::new(&mut *stream).poll_close(context)
+    }
+}
+
+/// Serves one connection until the client closes it, it breaks the protocol, or the shard
+/// stops (then requests already read are still answered).
+pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let stream = Rc::new(RefCell::new(stream));
+    let (sender, receiver) =
+        local_channel::new_bounded::<Pending>(context.config.in_flight_requests_per_connection_max);
+    let writer: JoinHandle<()> = {
+        let stream = stream.clone();
+        let shard = context.shard_id;
+        glommio::spawn_local(async move {
+            let mut output = WriteHalf(stream.clone());
+            while let Some(pending) = receiver.recv().await {
+                let frame = match pending {
+                    Pending::Ready(frame) => frame,
+                    Pending::Handler(task) => match task.await {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            warn!(shard, ?peer, %error, "closing connection");
+                            break;
+                        }
+                    },
+                };
+                if let Err(error) = output.write_all(&frame).await {
+                    debug!(shard, ?peer, %error, "write failed; closing connection");
+                    break;
+                }
+            }
+            // Wake the reader if it is blocked in a read: the connection is over.
+            // SAFETY: shutdown(2) on a descriptor this stream owns and keeps open.
+            unsafe {
+                libc::shutdown(stream.borrow().as_raw_fd(), libc::SHUT_RDWR);
+            }
+        })
+        .detach()
+    };
+    let mut input = ReadHalf(stream.clone());
+    let mut frames = FrameReader::new(context.config.max_request_bytes);
+    loop {
+        let next = futures_lite::future::or(
+            async { Some(frames.next_frame(&mut input).await) },
+            async {
+                context.shutdown.wait().await;
+                None
+            },
+        )
+        .await;
+        let frame = match next {
+            None => break,
+            Some(Ok(Some(frame))) => frame,
+            Some(Ok(None)) => break,
+            Some(Err(ProtocolError::Io { .. })) => break,
+            Some(Err(error)) => {
+                warn!(shard = context.shard_id, ?peer, %error, "closing connection");
+                break;
+            }
+        };
+        let pending = match parse_request(frame.clone()) {
+            Ok(request) => {
+                let context = context.clone();
+                Pending::Handler(glommio::spawn_local(async move {
+                    dispatch(&context, request).await
+                }))
+            }
+            Err(ProtocolError::UnsupportedVersion { api_key, api_version })
+                if api_key == ApiKey::ApiVersions as i16 =>
+            {
+                // KIP-511: answer at v0 with UNSUPPORTED_VERSION and our ranges, so the client
+                // can retry at a version we know.
+                let correlation_id = read_prefix(&frame).map_or(0, |prefix| prefix.correlation_id);
+                debug!(shard = context.shard_id, ?peer, api_version, "ApiVersions at an unknown version");
+                match unsupported_api_versions(correlation_id) {
+                    Ok(frame) => Pending::Ready(frame),
+                    Err(error) => {
+                        warn!(shard = context.shard_id, %error, "closing connection");
+                        break;
+                    }
+                }
+            }
+            Err(error) => {
+                // Kafka closes the connection on a request it cannot parse or does not support:
+                // there is no response format to answer in.
+                warn!(shard = context.shard_id, ?peer, %error, "closing connection");
+                break;
+            }
+        };
+        if sender.send(pending).await.is_err() {
+            break;
+        }
+    }
+    // Let the writer answer everything already read, then end.
+    drop(sender);
+    let _ = writer.await;
+    let _ = WriteHalf(stream).close().await;
+}

@@ -1,0 +1,78 @@
+//! ListOffsets: earliest (-2), latest (-1) and by timestamp. Latest is the high watermark,
+//! the offset after the last readable record; a timestamp later than every record answers
+//! offset -1, as Kafka does.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use crate::protocol::header::{decode_body, Request};
+use crate::protocol::response::encode_response;
+use crate::protocol::ProtocolError;
+use crate::shard::{PartitionLookup, ShardContext};
+
+use super::storage_error_code;
+
+/// Kafka's "latest" timestamp.
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// Kafka's "earliest" timestamp.
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+
+/// Answers ListOffsets.
+pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
+    let body: ListOffsetsRequest = decode_body(request)?;
+    let mut topics = Vec::with_capacity(body.topics.len());
+    for topic in &body.topics {
+        let name = topic.name.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for partition in &topic.partitions {
+            let base = ListOffsetsPartitionResponse::default()
+                .with_partition_index(partition.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(0);
+            let log = match context.lookup(name, partition.partition_index) {
+                PartitionLookup::Local(log) => log,
+                PartitionLookup::Elsewhere => {
+                    partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+                    continue;
+                }
+                PartitionLookup::Unknown => {
+                    partitions
+                        .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                }
+            };
+            let answer = match partition.timestamp {
+                LATEST_TIMESTAMP => base.with_offset(log.high_watermark() as i64),
+                EARLIEST_TIMESTAMP => base.with_offset(log.log_start_offset() as i64),
+                timestamp if timestamp < 0 => {
+                    base.with_error_code(ResponseError::UnsupportedVersion.code())
+                }
+                timestamp => match log.offset_for_timestamp(timestamp).await {
+                    Ok(Some(found)) if found.offset < log.high_watermark() => base
+                        .with_offset(found.offset as i64)
+                        .with_timestamp(found.timestamp),
+                    Ok(_) => base,
+                    Err(error) => base.with_error_code(storage_error_code(&error).code()),
+                },
+            };
+            partitions.push(answer);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    let response = ListOffsetsResponse::default().with_topics(topics);
+    encode_response(
+        ApiKey::ListOffsets,
+        request.api_version,
+        request.header.correlation_id,
+        &response,
+    )
+}

@@ -1,0 +1,37 @@
+//! One handler per Kafka API. Each decodes its request body at the request's version, does the
+//! work on this shard (or asks the controller), and encodes its response.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::storage::StorageError;
+
+/// The Kafka error a storage error means to a client.
+pub fn storage_error_code(error: &StorageError) -> ResponseError {
+    match error {
+        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::CorruptBatch { .. } | StorageError::ChecksumMismatch { .. } => {
+            ResponseError::CorruptMessage
+        }
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // A closed log is being deleted or moved: the client refreshes metadata and retries.
+        StorageError::Closed { .. } => ResponseError::NotLeaderOrFollower,
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
+/// A `StrBytes` from a `String`.
+pub fn str_bytes(value: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(value.into())
+}

@@ -1,0 +1,729 @@
+//! The control plane: topic creation, deletion and growth.
+//!
+//! Shard 0 runs the [`Controller`], the only writer of cluster metadata. A control request
+//! that reaches any shard goes through its [`ControlClient`]: on shard 0 straight into the
+//! controller's queue, elsewhere over the mesh. The controller handles one request at a time:
+//! it validates every topic, builds the next snapshot, persists it, applies it on shard 0,
+//! sends it to every other shard and waits until each has applied it (opened or deleted its
+//! partitions). Only then does it answer, so a client that creates a topic can produce to it at
+//! once, on any shard.
+
+use std::cell::{Cell, RefCell};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap};
+use std::future::poll_fn;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use kafka_protocol::ResponseError;
+use tracing::{info, warn};
+
+use crate::cluster::store::MetadataStore;
+use crate::cluster::{topic_name_problem, ClusterMetadata, TopicConfigs, TopicMetadata};
+
+use super::mesh::{Mesh, MeshMessage};
+use super::ShardContext;
+
+/// Control requests waiting for the controller, from all shards together. A request that
+/// finds the queue full is answered at once with REQUEST_TIMED_OUT rather than queued.
+pub const CONTROL_QUEUE_DEPTH: usize = 256;
+/// Topics one control request may name.
+pub const CONTROL_REQUEST_TOPICS_MAX: usize = 10_000;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Its name.
+    pub name: String,
+    /// Partitions; -1 for the broker default.
+    pub num_partitions: i32,
+    /// Replicas per partition; only 1 (or -1, the default) is possible on one node.
+    pub replication_factor: i16,
+    /// Explicit placement: per partition index, the broker ids (shards) of its replicas.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    /// Config overrides; a `None` value means the default.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// Partitions to add to a topic.
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    /// The topic.
+    pub name: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// Explicit placement of the new partitions, one replica list each.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// What the controller is asked to do.
+#[derive(Debug, Clone)]
+pub enum ControlRequest {
+    /// CreateTopics.
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Check only; change nothing.
+        validate_only: bool,
+    },
+    /// DeleteTopics, by name.
+    DeleteTopics {
+        /// The topics.
+        names: Vec<String>,
+    },
+    /// CreatePartitions.
+    CreatePartitions {
+        /// The topics and their new counts.
+        topics: Vec<PartitionGrowth>,
+        /// Check only; change nothing.
+        validate_only: bool,
+    },
+    /// Metadata's auto-creation of missing topics with the default partition count.
+    AutoCreate {
+        /// The topics.
+        names: Vec<String>,
+    },
+}
+
+/// The result for one topic of a control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcome {
+    /// The topic.
+    pub name: String,
+    /// Kafka error code; 0 for success.
+    pub error_code: i16,
+    /// A human-readable reason for errors.
+    pub message: Option<String>,
+}
+
+impl TopicOutcome {
+    fn ok(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            error_code: 0,
+            message: None,
+        }
+    }
+
+    fn error(name: &str, error: ResponseError, message: impl Into<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            error_code: error.code(),
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// The controller's answer: one outcome per topic, in request order.
+pub type ControlResponse = Vec<TopicOutcome>;
+
+/// Where the controller sends an answer.
+enum Reply {
+    Local(LocalSender<ControlResponse>),
+    Remote { shard: u32, id: u64 },
+}
+
+/// A request in the controller's queue.
+pub struct QueuedRequest {
+    request: ControlRequest,
+    reply: Reply,
+}
+
+/// A shard's way to the controller.
+#[derive(Clone)]
+pub struct ControlClient {
+    inner: Rc<ClientInner>,
+}
+
+struct ClientInner {
+    mesh: Rc<Mesh>,
+    next_id: Cell<u64>,
+    pending: RefCell<HashMap<u64, LocalSender<ControlResponse>>>,
+    /// On shard 0 only: the controller's queue.
+    controller_queue: Option<Rc<LocalSender<QueuedRequest>>>,
+    timeout: Duration,
+}
+
+impl ControlClient {
+    /// A client for shard `shard_id`. Shard 0 gets the controller's queue as well.
+    fn new(
+        mesh: Rc<Mesh>,
+        controller_queue: Option<Rc<LocalSender<QueuedRequest>>>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Rc::new(ClientInner {
+                mesh,
+                next_id: Cell::new(1),
+                pending: RefCell::new(HashMap::new()),
+                controller_queue,
+                timeout,
+            }),
+        }
+    }
+
+    /// The mesh this shard sends on.
+    pub fn mesh(&self) -> &Rc<Mesh> {
+        &self.inner.mesh
+    }
+
+    /// Sends a request to the controller and waits for its answer, at most the control
+    /// timeout. A timeout or a broken mesh answers every topic with REQUEST_TIMED_OUT.
+    pub async fn call(&self, request: ControlRequest) -> ControlResponse {
+        let names = request_topic_names(&request);
+        let timed_out = |reason: &str| -> ControlResponse {
+            names
+                .iter()
+                .map(|name| TopicOutcome::error(name, ResponseError::RequestTimedOut, reason))
+                .collect()
+        };
+        let inner = &self.inner;
+        let (sender, receiver) = local_channel::new_bounded(1);
+        let id = inner.next_id.get();
+        inner.next_id.set(id + 1);
+        if let Some(queue) = &inner.controller_queue {
+            let queued = QueuedRequest {
+                request,
+                reply: Reply::Local(sender),
+            };
+            if queue.try_send(queued).is_err() {
+                return timed_out("the controller's queue is full; retry");
+            }
+        } else {
+            inner.pending.borrow_mut().insert(id, sender);
+            if inner
+                .mesh
+                .send(0, MeshMessage::Request { id, request })
+                .await
+                .is_err()
+            {
+                inner.pending.borrow_mut().remove(&id);
+                return timed_out("shard 0 is not reachable");
+            }
+        }
+        let answer = glommio::timer::timeout(inner.timeout, async {
+            Ok(receiver.recv().await)
+        })
+        .await;
+        inner.pending.borrow_mut().remove(&id);
+        match answer {
+            Ok(Some(response)) => response,
+            Ok(None) => timed_out("the controller went away"),
+            Err(_) => timed_out("the controller did not answer in time"),
+        }
+    }
+
+    /// Delivers a response that came over the mesh to the request waiting for it.
+    pub fn deliver(&self, id: u64, response: ControlResponse) {
+        if let Some(sender) = self.inner.pending.borrow_mut().remove(&id) {
+            // The waiter may have timed out and gone; then there is nobody to tell.
+            let _ = sender.try_send(response);
+        }
+    }
+}
+
+fn request_topic_names(request: &ControlRequest) -> Vec<String> {
+    match request {
+        ControlRequest::CreateTopics { topics, .. } => {
+            topics.iter().map(|topic| topic.name.clone()).collect()
+        }
+        ControlRequest::DeleteTopics { names } | ControlRequest::AutoCreate { names } => {
+            names.clone()
+        }
+        ControlRequest::CreatePartitions { topics, .. } => {
+            topics.iter().map(|topic| topic.name.clone()).collect()
+        }
+    }
+}
+
+/// Both ends of the controller's queue, as shard 0 creates them.
+pub type ControllerQueue = (Rc<LocalSender<QueuedRequest>>, LocalReceiver<QueuedRequest>);
+
+/// Shard 0's owner of cluster metadata.
+pub struct Controller {
+    context: Rc<ShardContext>,
+    store: MetadataStore,
+    metadata: RefCell<ClusterMetadata>,
+    /// The last snapshot version each shard has applied.
+    applied: RefCell<Vec<u64>>,
+    applied_waiters: RefCell<Vec<Waker>>,
+    queue: Rc<LocalSender<QueuedRequest>>,
+}
+
+/// Creates the control plane of one shard: its client, and on shard 0 the controller with the
+/// receiving end of its queue.
+pub fn control_plane(
+    shard_id: u32,
+    mesh: Rc<Mesh>,
+    timeout: Duration,
+) -> (
+    ControlClient,
+    Option<ControllerQueue>,
+) {
+    if shard_id == 0 {
+        let (sender, receiver) = local_channel::new_bounded(CONTROL_QUEUE_DEPTH);
+        let sender = Rc::new(sender);
+        let client = ControlClient::new(mesh, Some(sender.clone()), timeout);
+        (client, Some((sender, receiver)))
+    } else {
+        (ControlClient::new(mesh, None, timeout), None)
+    }
+}
+
+impl Controller {
+    /// Loads the persisted metadata (or starts empty), moves partitions of shards that no
+    /// longer exist, persists the result, and publishes it to every shard.
+    pub async fn start(
+        context: Rc<ShardContext>,
+        queue: ControllerQueue,
+    ) -> Result<Rc<Self>, String> {
+        let store = MetadataStore::new(&context.config.data_dir);
+        let mut metadata = match store.load().map_err(|error| error.to_string())? {
+            Some(metadata) => metadata,
+            None => ClusterMetadata::new(new_cluster_id(), context.shard_count),
+        };
+        if metadata.shard_count != context.shard_count {
+            info!(
+                from = metadata.shard_count,
+                to = context.shard_count,
+                "shard count changed since the last run; rebalancing partitions"
+            );
+            for (topic, partition, from, to) in metadata.rebalance_to(context.shard_count) {
+                info!(%topic, partition, from, to, "partition moved to another shard");
+            }
+            metadata.shard_count = context.shard_count;
+        }
+        metadata.version += 1;
+        store.save(&metadata).map_err(|error| error.to_string())?;
+        let (sender, receiver) = queue;
+        let controller = Rc::new(Self {
+            applied: RefCell::new(vec![0; context.shard_count as usize]),
+            applied_waiters: RefCell::new(Vec::new()),
+            context,
+            store,
+            metadata: RefCell::new(metadata.clone()),
+            queue: sender,
+        });
+        controller.publish(Arc::new(metadata)).await?;
+        glommio::spawn_local(controller.clone().serve(receiver)).detach();
+        Ok(controller)
+    }
+
+    /// Queues a request that came over the mesh; a full queue is answered at once.
+    pub async fn enqueue_remote(&self, shard: u32, id: u64, request: ControlRequest) {
+        let names = request_topic_names(&request);
+        let queued = QueuedRequest {
+            request,
+            reply: Reply::Remote { shard, id },
+        };
+        if self.queue.try_send(queued).is_err() {
+            let response = names
+                .iter()
+                .map(|name| {
+                    TopicOutcome::error(
+                        name,
+                        ResponseError::RequestTimedOut,
+                        "the controller's queue is full; retry",
+                    )
+                })
+                .collect();
+            let _ = self
+                .context
+                .control
+                .mesh()
+                .send(shard, MeshMessage::Response { id, response })
+                .await;
+        }
+    }
+
+    /// Records that `shard` applied snapshot `version`.
+    pub fn on_applied(&self, shard: u32, version: u64) {
+        if let Some(slot) = self.applied.borrow_mut().get_mut(shard as usize) {
+            *slot = (*slot).max(version);
+        }
+        for waker in std::mem::take(&mut *self.applied_waiters.borrow_mut()) {
+            waker.wake();
+        }
+    }
+
+    async fn serve(self: Rc<Self>, queue: LocalReceiver<QueuedRequest>) {
+        while let Some(QueuedRequest { request, reply }) = queue.recv().await {
+            let response = self.handle(request).await;
+            match reply {
+                Reply::Local(sender) => {
+                    let _ = sender.try_send(response);
+                }
+                Reply::Remote { shard, id } => {
+                    let message = MeshMessage::Response { id, response };
+                    if self.context.control.mesh().send(shard, message).await.is_err() {
+                        warn!(shard, "cannot answer a control request: the shard is gone");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, request: ControlRequest) -> ControlResponse {
+        let mut next = self.metadata.borrow().clone();
+        let (outcomes, validate_only) = match &request {
+            ControlRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => (self.create_topics(&mut next, topics), *validate_only),
+            ControlRequest::AutoCreate { names } => (self.auto_create(&mut next, names), false),
+            ControlRequest::DeleteTopics { names } => (delete_topics(&mut next, names), false),
+            ControlRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => (self.create_partitions(&mut next, topics), *validate_only),
+        };
+        if validate_only || next == *self.metadata.borrow() {
+            return outcomes;
+        }
+        next.version += 1;
+        if let Err(error) = self.store.save(&next) {
+            warn!(%error, "cannot persist cluster metadata; the change is abandoned");
+            return fail_successes(
+                outcomes,
+                ResponseError::KafkaStorageError,
+                &format!("cannot persist cluster metadata: {error}"),
+            );
+        }
+        *self.metadata.borrow_mut() = next.clone();
+        if let Err(error) = self.publish(Arc::new(next)).await {
+            return fail_successes(outcomes, ResponseError::RequestTimedOut, &error);
+        }
+        outcomes
+    }
+
+    /// Applies a snapshot here, sends it to every other shard, and waits until all of them
+    /// have applied it (at most the control timeout).
+    async fn publish(&self, snapshot: Arc<ClusterMetadata>) -> Result<(), String> {
+        let version = snapshot.version;
+        self.context.apply_snapshot(snapshot.clone()).await;
+        self.on_applied(0, version);
+        let mesh = self.context.control.mesh().clone();
+        for peer in mesh.peers().collect::<Vec<_>>() {
+            let message = MeshMessage::Snapshot {
+                metadata: snapshot.clone(),
+            };
+            if mesh.send(peer, message).await.is_err() {
+                return Err(format!("shard {peer} is gone"));
+            }
+        }
+        let all_applied = poll_fn(|context| {
+            if self.applied.borrow().iter().all(|&applied| applied >= version) {
+                return Poll::Ready(());
+            }
+            self.applied_waiters
+                .borrow_mut()
+                .push(context.waker().clone());
+            Poll::Pending
+        });
+        let timeout = Duration::from_millis(self.context.config.control_timeout_ms);
+        glommio::timer::timeout(timeout, async {
+            all_applied.await;
+            Ok(())
+        })
+        .await
+        .map_err(|_| format!("not every shard applied metadata version {version} in time"))
+    }
+
+    fn check_limits(&self, next: &ClusterMetadata, added_partitions: usize) -> Option<String> {
+        let config = &self.context.config;
+        if next.topics.len() >= config.topics_max {
+            return Some(format!("the cluster holds its limit of {} topics", config.topics_max));
+        }
+        if next.partition_count() + added_partitions > config.partitions_max {
+            return Some(format!(
+                "{added_partitions} more partitions would exceed the limit of {}",
+                config.partitions_max
+            ));
+        }
+        None
+    }
+
+    fn create_topics(&self, next: &mut ClusterMetadata, topics: &[NewTopic]) -> ControlResponse {
+        let mut seen = BTreeSet::new();
+        let duplicates: BTreeSet<&str> = topics
+            .iter()
+            .filter(|topic| !seen.insert(topic.name.as_str()))
+            .map(|topic| topic.name.as_str())
+            .collect();
+        topics
+            .iter()
+            .take(CONTROL_REQUEST_TOPICS_MAX)
+            .map(|topic| {
+                if duplicates.contains(topic.name.as_str()) {
+                    return TopicOutcome::error(
+                        &topic.name,
+                        ResponseError::InvalidRequest,
+                        "the topic appears more than once in the request",
+                    );
+                }
+                match self.create_topic(next, topic) {
+                    Ok(()) => TopicOutcome::ok(&topic.name),
+                    Err(outcome) => outcome,
+                }
+            })
+            .collect()
+    }
+
+    fn create_topic(&self, next: &mut ClusterMetadata, topic: &NewTopic) -> Result<(), TopicOutcome> {
+        let name = topic.name.as_str();
+        let fail = |error, message: String| TopicOutcome::error(name, error, message);
+        if let Some(problem) = topic_name_problem(name) {
+            return Err(fail(ResponseError::InvalidTopicException, problem));
+        }
+        if next.topics.contains_key(name) {
+            return Err(fail(
+                ResponseError::TopicAlreadyExists,
+                format!("topic {name:?} already exists"),
+            ));
+        }
+        let shard_count = self.context.shard_count;
+        let placement = if topic.assignments.is_empty() {
+            if !matches!(topic.replication_factor, 1 | -1) {
+                return Err(fail(
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "replication factor {} is not possible: StreamBus runs one replica per partition",
+                        topic.replication_factor
+                    ),
+                ));
+            }
+            let partitions = match topic.num_partitions {
+                -1 => self.context.config.default_partitions as i32,
+                count if count >= 1 => count,
+                count => {
+                    return Err(fail(
+                        ResponseError::InvalidPartitions,
+                        format!("{count} partitions: a topic needs at least one"),
+                    ))
+                }
+            };
+            if let Some(problem) = self.check_limits(next, partitions as usize) {
+                return Err(fail(ResponseError::PolicyViolation, problem));
+            }
+            next.place(partitions as usize)
+        } else {
+            if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                return Err(fail(
+                    ResponseError::InvalidRequest,
+                    "with explicit assignments, partitions and replication factor must be -1".into(),
+                ));
+            }
+            let mut assignments = topic.assignments.clone();
+            assignments.sort_by_key(|(partition, _)| *partition);
+            let mut placement = Vec::with_capacity(assignments.len());
+            for (expected, (partition, replicas)) in assignments.iter().enumerate() {
+                if *partition != expected as i32 {
+                    return Err(fail(
+                        ResponseError::InvalidReplicaAssignment,
+                        "assigned partitions must be numbered 0, 1, 2, ... without gaps".into(),
+                    ));
+                }
+                placement.push(single_replica(replicas, shard_count).map_err(|message| {
+                    fail(ResponseError::InvalidReplicaAssignment, message)
+                })?);
+            }
+            if let Some(problem) = self.check_limits(next, placement.len()) {
+                return Err(fail(ResponseError::PolicyViolation, problem));
+            }
+            placement
+        };
+        let mut configs = TopicConfigs::default();
+        for (config_name, value) in &topic.configs {
+            configs
+                .set(config_name, value.as_deref())
+                .map_err(|error| fail(ResponseError::InvalidConfig, error.to_string()))?;
+        }
+        if let Err(error) = configs.log_config(&self.context.config.log).validate() {
+            return Err(fail(ResponseError::InvalidConfig, error.to_string()));
+        }
+        next.topics.insert(
+            name.to_string(),
+            TopicMetadata {
+                topic_id: new_topic_id(),
+                partition_shards: placement,
+                configs,
+            },
+        );
+        Ok(())
+    }
+
+    fn auto_create(&self, next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
+        names
+            .iter()
+            .take(CONTROL_REQUEST_TOPICS_MAX)
+            .map(|name| {
+                if next.topics.contains_key(name) {
+                    return TopicOutcome::ok(name);
+                }
+                let topic = NewTopic {
+                    name: name.clone(),
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: Vec::new(),
+                    configs: Vec::new(),
+                };
+                match self.create_topic(next, &topic) {
+                    Ok(()) => {
+                        info!(topic = %name, "topic auto-created");
+                        TopicOutcome::ok(name)
+                    }
+                    Err(outcome) => outcome,
+                }
+            })
+            .collect()
+    }
+
+    fn create_partitions(
+        &self,
+        next: &mut ClusterMetadata,
+        topics: &[PartitionGrowth],
+    ) -> ControlResponse {
+        topics
+            .iter()
+            .take(CONTROL_REQUEST_TOPICS_MAX)
+            .map(|growth| {
+                let name = growth.name.as_str();
+                let Some(current) = next.topics.get(name).map(|t| t.partition_shards.len()) else {
+                    return TopicOutcome::error(
+                        name,
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {name:?} does not exist"),
+                    );
+                };
+                let wanted = usize::try_from(growth.count).unwrap_or(0);
+                if wanted <= current {
+                    return TopicOutcome::error(
+                        name,
+                        ResponseError::InvalidPartitions,
+                        format!(
+                            "topic has {current} partitions; the new count {} must be larger",
+                            growth.count
+                        ),
+                    );
+                }
+                let added = wanted - current;
+                if let Some(problem) = self.check_limits(next, added) {
+                    return TopicOutcome::error(name, ResponseError::PolicyViolation, problem);
+                }
+                let placement = match &growth.assignments {
+                    None => next.place(added),
+                    Some(assignments) if assignments.len() == added => {
+                        let placed: Result<Vec<u32>, String> = assignments
+                            .iter()
+                            .map(|replicas| single_replica(replicas, self.context.shard_count))
+                            .collect();
+                        match placed {
+                            Ok(placed) => placed,
+                            Err(message) => {
+                                return TopicOutcome::error(
+                                    name,
+                                    ResponseError::InvalidReplicaAssignment,
+                                    message,
+                                )
+                            }
+                        }
+                    }
+                    Some(assignments) => {
+                        return TopicOutcome::error(
+                            name,
+                            ResponseError::InvalidReplicaAssignment,
+                            format!(
+                                "{} assignments given for {added} new partitions",
+                                assignments.len()
+                            ),
+                        )
+                    }
+                };
+                if let Some(topic) = next.topics.get_mut(name) {
+                    topic.partition_shards.extend(placement);
+                }
+                TopicOutcome::ok(name)
+            })
+            .collect()
+    }
+}
+
+fn delete_topics(next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
+    names
+        .iter()
+        .take(CONTROL_REQUEST_TOPICS_MAX)
+        .map(|name| {
+            if next.topics.remove(name).is_some() {
+                info!(topic = %name, "topic deleted");
+                TopicOutcome::ok(name)
+            } else {
+                TopicOutcome::error(
+                    name,
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {name:?} does not exist"),
+                )
+            }
+        })
+        .collect()
+}
+
+/// The one shard a replica list names.
+fn single_replica(replicas: &[i32], shard_count: u32) -> Result<u32, String> {
+    match replicas {
+        [broker] if (0..shard_count as i32).contains(broker) => Ok(*broker as u32),
+        [broker] => Err(format!(
+            "broker {broker} does not exist; brokers are 0..{}",
+            shard_count.saturating_sub(1)
+        )),
+        _ => Err(format!(
+            "{} replicas given; StreamBus runs exactly one per partition",
+            replicas.len()
+        )),
+    }
+}
+
+fn fail_successes(outcomes: ControlResponse, error: ResponseError, message: &str) -> ControlResponse {
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            if outcome.error_code == 0 {
+                TopicOutcome::error(&outcome.name, error, message)
+            } else {
+                outcome
+            }
+        })
+        .collect()
+}
+
+fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.finish()
+}
+
+fn new_topic_id() -> u128 {
+    // Kafka reserves the all-zero id and id 1 (metadata topic); neither can come out of two
+    // random halves in practice, but make sure.
+    (u128::from(random_u64()) << 64 | u128::from(random_u64())).max(2)
+}
+
+/// A cluster id as Kafka makes them: 16 random bytes, base64url without padding.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let id = new_topic_id();
+    (0..22)
+        .map(|index| {
+            let six_bits = ((id >> (index * 6)) & 0x3f) as usize;
+            ALPHABET.get(six_bits).copied().unwrap_or(b'A') as char
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! The control-plane mesh: one bounded glommio shared channel from every shard to every other.
+//!
+//! glommio's `MeshBuilder` numbers peers by executor id, which depends on thread start order;
+//! the mesh is built here from `shared_channel`s instead, so index `i` is always shard `i`.
+//! Every channel holds at most `mesh_queue_depth` messages; a sender waits when it is full.
+//! Only control messages travel here (requests to shard 0, metadata snapshots, their
+//! acknowledgements): produce and fetch never cross cores.
+
+use std::sync::Arc;
+
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
+
+use crate::cluster::ClusterMetadata;
+
+use super::control::{ControlRequest, ControlResponse};
+
+/// What shards send each other.
+#[derive(Debug)]
+pub enum MeshMessage {
+    /// A control request for shard 0, with the id the reply will carry.
+    Request {
+        /// Chosen by the sender, unique among its pending requests.
+        id: u64,
+        /// The request.
+        request: ControlRequest,
+    },
+    /// Shard 0's answer to a request.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        response: ControlResponse,
+    },
+    /// A new metadata snapshot from shard 0.
+    Snapshot {
+        /// The snapshot.
+        metadata: Arc<ClusterMetadata>,
+    },
+    /// A shard has applied a snapshot.
+    Applied {
+        /// The snapshot's version.
+        version: u64,
+    },
+}
+
+/// One shard's ends of the mesh before its executor connects them; these cross threads.
+pub struct MeshEndpoints {
+    senders: Vec<Option<SharedSender<MeshMessage>>>,
+    receivers: Vec<Option<SharedReceiver<MeshMessage>>>,
+}
+
+/// Builds the channels between `shard_count` shards, `queue_depth` messages each.
+pub fn build(shard_count: usize, queue_depth: usize) -> Vec<MeshEndpoints> {
+    let mut endpoints: Vec<MeshEndpoints> = (0..shard_count)
+        .map(|_| MeshEndpoints {
+            senders: (0..shard_count).map(|_| None).collect(),
+            receivers: (0..shard_count).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..shard_count {
+        for to in 0..shard_count {
+            if from == to {
+                continue;
+            }
+            let (sender, receiver) = shared_channel::new_bounded(queue_depth);
+            if let Some(slot) = endpoints.get_mut(from).and_then(|e| e.senders.get_mut(to)) {
+                *slot = Some(sender);
+            }
+            if let Some(slot) = endpoints.get_mut(to).and_then(|e| e.receivers.get_mut(from)) {
+                *slot = Some(receiver);
+            }
+        }
+    }
+    endpoints
+}
+
+/// The peer's end of the channel is gone: that shard is stopping or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shard {shard} is not reachable over the mesh")]
+pub struct MeshClosed {
+    /// The shard.
+    pub shard: u32,
+}
+
+/// A shard's connected senders.
+pub struct Mesh {
+    senders: Vec<Option<ConnectedSender<MeshMessage>>>,
+}
+
+/// A shard's connected receivers, by the shard they come from.
+pub type MeshReceivers = Vec<(u32, ConnectedReceiver<MeshMessage>)>;
+
+impl MeshEndpoints {
+    /// Connects both ends inside the shard's executor.
+    pub async fn connect(self) -> (Mesh, MeshReceivers) {
+        let mut senders = Vec::with_capacity(self.senders.len());
+        for sender in self.senders {
+            senders.push(match sender {
+                Some(sender) => Some(sender.connect().await),
+                None => None,
+            });
+        }
+        let mut receivers = Vec::new();
+        for (from, receiver) in self.receivers.into_iter().enumerate() {
+            if let Some(receiver) = receiver {
+                receivers.push((from as u32, receiver.connect().await));
+            }
+        }
+        (Mesh { senders }, receivers)
+    }
+}
+
+impl Mesh {
+    /// Sends to shard `to`, waiting while its channel is full. Fails only when the peer is
+    /// gone (shutting down).
+    pub async fn send(&self, to: u32, message: MeshMessage) -> Result<(), MeshClosed> {
+        match self.senders.get(to as usize) {
+            Some(Some(sender)) => sender.send(message).await.map_err(|_| MeshClosed { shard: to }),
+            _ => Err(MeshClosed { shard: to }),
+        }
+    }
+
+    /// Shards this one can send to.
+    pub fn peers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.senders
+            .iter()
+            .enumerate()
+            .filter(|(_, sender)| sender.is_some())
+            .map(|(shard, _)| shard as u32)
+    }
+}
