@@ -276,11 +276,10 @@ pub fn control_plane(
 
 impl Controller {
     /// Loads the persisted metadata (or starts empty), moves partitions of shards that no
-    /// longer exist, persists the result, and publishes it to every shard.
-    pub async fn start(
-        context: Rc<ShardContext>,
-        queue: ControllerQueue,
-    ) -> Result<Rc<Self>, String> {
+    /// longer exist, and persists the result. [`Controller::publish_initial`] then sends it
+    /// out; the two are split so the mesh receivers can reach the controller before the first
+    /// acknowledgements arrive.
+    pub fn load(context: Rc<ShardContext>, queue: ControllerQueue) -> Result<(Rc<Self>, LocalReceiver<QueuedRequest>), String> {
         let store = MetadataStore::new(&context.config.data_dir);
         let mut metadata = match store.load().map_err(|error| error.to_string())? {
             Some(metadata) => metadata,
@@ -305,12 +304,21 @@ impl Controller {
             applied_waiters: RefCell::new(Vec::new()),
             context,
             store,
-            metadata: RefCell::new(metadata.clone()),
+            metadata: RefCell::new(metadata),
             queue: sender,
         });
-        controller.publish(Arc::new(metadata)).await?;
-        glommio::spawn_local(controller.clone().serve(receiver)).detach();
-        Ok(controller)
+        Ok((controller, receiver))
+    }
+
+    /// Publishes the loaded metadata to every shard, then starts serving control requests.
+    pub async fn publish_initial(
+        self: &Rc<Self>,
+        queue: LocalReceiver<QueuedRequest>,
+    ) -> Result<(), String> {
+        let metadata = self.metadata.borrow().clone();
+        self.publish(Arc::new(metadata)).await?;
+        glommio::spawn_local(self.clone().serve(queue)).detach();
+        Ok(())
     }
 
     /// Queues a request that came over the mesh; a full queue is answered at once.

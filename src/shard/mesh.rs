@@ -95,20 +95,38 @@ pub type MeshReceivers = Vec<(u32, ConnectedReceiver<MeshMessage>)>;
 impl MeshEndpoints {
     /// Connects both ends inside the shard's executor.
     pub async fn connect(self) -> (Mesh, MeshReceivers) {
-        let mut senders = Vec::with_capacity(self.senders.len());
-        for sender in self.senders {
-            senders.push(match sender {
-                Some(sender) => Some(sender.connect().await),
+        // Each end waits for its peer to connect, so all ends connect at once: connecting one
+        // by one would have two shards each waiting on the other.
+        let senders: Vec<_> = self
+            .senders
+            .into_iter()
+            .map(|sender| sender.map(|sender| glommio::spawn_local(sender.connect())))
+            .collect();
+        let receivers: Vec<_> = self
+            .receivers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(from, receiver)| {
+                receiver.map(|receiver| (from as u32, glommio::spawn_local(receiver.connect())))
+            })
+            .collect();
+        let mut connected_senders = Vec::with_capacity(senders.len());
+        for sender in senders {
+            connected_senders.push(match sender {
+                Some(task) => Some(task.await),
                 None => None,
             });
         }
-        let mut receivers = Vec::new();
-        for (from, receiver) in self.receivers.into_iter().enumerate() {
-            if let Some(receiver) = receiver {
-                receivers.push((from as u32, receiver.connect().await));
-            }
+        let mut connected_receivers = Vec::with_capacity(receivers.len());
+        for (from, task) in receivers {
+            connected_receivers.push((from, task.await));
         }
-        (Mesh { senders }, receivers)
+        (
+            Mesh {
+                senders: connected_senders,
+            },
+            connected_receivers,
+        )
     }
 }
 

@@ -261,8 +261,10 @@ fn raise_memlock_limit(config: &BrokerConfig) {
         rlim_max: limit.rlim_max,
     };
     // SAFETY: setrlimit reads the struct we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } != 0 || raised.rlim_cur < wanted
-    {
+    let raised_ok = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0;
+    // SAFETY: geteuid has no preconditions.
+    let privileged = unsafe { libc::geteuid() } == 0;
+    if !privileged && (!raised_ok || raised.rlim_cur < wanted) {
         warn!(
             limit_bytes = raised.rlim_cur,
             wanted_bytes = wanted,
@@ -271,11 +273,13 @@ fn raise_memlock_limit(config: &BrokerConfig) {
     }
 }
 
-fn listener_socket(address: SocketAddr) -> Result<StdTcpListener, std::io::Error> {
+/// A listening socket. Only the bootstrap port is shared (`shared`): every shard binds it and
+/// the kernel spreads new connections across them. A shard's own port is exclusive, so a
+/// second broker started on the same ports fails to bind instead of silently sharing them.
+fn listener_socket(address: SocketAddr, shared: bool) -> Result<StdTcpListener, std::io::Error> {
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    // Every shard binds the bootstrap port; the kernel spreads new connections across them.
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(shared)?;
     socket.set_tcp_nodelay(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
@@ -310,17 +314,17 @@ fn try_bind_all(
     listen: SocketAddr,
     shard_count: usize,
 ) -> Result<(SocketAddr, Vec<ShardSockets>), BrokerError> {
-    let bind = |address: SocketAddr| {
-        listener_socket(address).map_err(|source| BrokerError::Bind { address, source })
+    let bind = |address: SocketAddr, shared: bool| {
+        listener_socket(address, shared).map_err(|source| BrokerError::Bind { address, source })
     };
-    let first = bind(listen)?;
+    let first = bind(listen, true)?;
     let bootstrap = first.local_addr().map_err(|source| BrokerError::Bind {
         address: listen,
         source,
     })?;
     let mut bootstraps = vec![first];
     for _ in 1..shard_count {
-        bootstraps.push(bind(bootstrap)?);
+        bootstraps.push(bind(bootstrap, true)?);
     }
     let mut sockets = Vec::with_capacity(shard_count);
     for (shard, bootstrap_socket) in bootstraps.into_iter().enumerate() {
@@ -331,7 +335,7 @@ fn try_bind_all(
                 address: bootstrap,
                 source: std::io::Error::other("no port numbers left for the shards"),
             })?;
-        let own = bind(SocketAddr::new(bootstrap.ip(), own_port))?;
+        let own = bind(SocketAddr::new(bootstrap.ip(), own_port), false)?;
         sockets.push(ShardSockets {
             bootstrap: bootstrap_socket,
             own,
@@ -373,8 +377,16 @@ async fn run_shard(setup: ShardSetup) -> Result<(), String> {
     spawn_mesh_receivers(&context, receivers, &controller);
     glommio::spawn_local(watch_stop_flag(context.clone(), stop)).detach();
     if let Some(queue) = controller_queue {
-        match Controller::start(context.clone(), queue).await {
-            Ok(started) => *controller.borrow_mut() = Some(started),
+        let started = Controller::load(context.clone(), queue).and_then(|(loaded, queue)| {
+            *controller.borrow_mut() = Some(loaded.clone());
+            Ok((loaded, queue))
+        });
+        let published = match started {
+            Ok((loaded, queue)) => loaded.publish_initial(queue).await,
+            Err(reason) => Err(reason),
+        };
+        match published {
+            Ok(()) => {}
             Err(reason) => {
                 let reason = format!("cannot load cluster metadata: {reason}");
                 let _ = ready.send(Err(reason.clone()));

@@ -77,8 +77,12 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 _ if !asked.assignments.is_empty() => asked.assignments.len() as i32,
                 _ => context.config.default_partitions as i32,
             };
-            if let (Some(topic), false) = (created, body.validate_only) {
+            // Topic ids exist from v7; partitions, replication factor and configs from v5.
+            if let (Some(topic), false, true) = (created, body.validate_only, request.api_version >= 7) {
                 result.topic_id = Uuid::from_u128(topic.topic_id);
+            }
+            if request.api_version < 5 {
+                return result;
             }
             let configs = TOPIC_CONFIG_NAMES
                 .iter()

@@ -16,6 +16,7 @@ use super::str_bytes;
 /// Answers DeleteTopics.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: DeleteTopicsRequest = decode_body(request)?;
+    let version = request.api_version;
     let snapshot = context.metadata();
     // (name if known, id as asked) per topic, in request order.
     let asked: Vec<(Option<String>, Uuid)> = if request.api_version >= 6 {
@@ -70,11 +71,12 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                         Uuid::nil(),
                     )
                 });
+                // Topic ids exist from v6, error messages from v5.
                 DeletableTopicResult::default()
                     .with_name(Some(TopicName(str_bytes(name))))
-                    .with_topic_id(id)
+                    .with_topic_id(if version >= 6 { id } else { Uuid::nil() })
                     .with_error_code(outcome.error_code)
-                    .with_error_message(outcome.message.map(str_bytes))
+                    .with_error_message(outcome.message.filter(|_| version >= 5).map(str_bytes))
             }
             None => DeletableTopicResult::default()
                 .with_topic_id(asked_id)

@@ -155,7 +155,11 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                                 } else {
                                     config_source::STATIC_BROKER
                                 })
-                                .with_config_type(topic_config_type(config))
+                                .with_config_type(if request.api_version >= 3 {
+                                    topic_config_type(config)
+                                } else {
+                                    0
+                                })
                         })
                         .collect();
                     result.with_configs(configs)
@@ -183,7 +187,7 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                                 .with_value(Some(str_bytes(value)))
                                 .with_read_only(true)
                                 .with_config_source(config_source::STATIC_BROKER)
-                                .with_config_type(kind)
+                                .with_config_type(if request.api_version >= 3 { kind } else { 0 })
                         })
                         .collect();
                     result.with_configs(configs)

@@ -51,7 +51,7 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
     loop {
         let (topics, total_bytes, watches, any_error) =
-            read_partitions(context, &body, response_bytes_max).await;
+            read_partitions(context, request.api_version, &body, response_bytes_max).await;
         let now = Instant::now();
         let done = total_bytes >= min_bytes.max(1)
             || any_error
@@ -77,9 +77,12 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
 /// whether any partition answered with an error (which makes the response go out at once).
 async fn read_partitions(
     context: &ShardContext,
+    api_version: i16,
     body: &FetchRequest,
     response_bytes_max: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, Vec<Watch>, bool) {
+    // The log start offset exists from v5.
+    let log_start = |offset: u64| if api_version >= 5 { offset as i64 } else { -1 };
     let mut total_bytes = 0usize;
     let mut watches = Vec::new();
     let mut any_error = false;
@@ -125,7 +128,7 @@ async fn read_partitions(
                     data.with_error_code(ResponseError::OffsetOutOfRange.code())
                         .with_high_watermark(log.high_watermark() as i64)
                         .with_last_stable_offset(log.high_watermark() as i64)
-                        .with_log_start_offset(log.log_start_offset() as i64),
+                        .with_log_start_offset(log_start(log.log_start_offset())),
                 );
                 continue;
             };
@@ -144,7 +147,7 @@ async fn read_partitions(
                     data = data
                         .with_high_watermark(read.high_watermark as i64)
                         .with_last_stable_offset(read.high_watermark as i64)
-                        .with_log_start_offset(read.log_start_offset as i64)
+                        .with_log_start_offset(log_start(read.log_start_offset))
                         .with_records(Some(join(&mut read.batches, read.bytes)));
                     watches.push(Watch {
                         log,
@@ -157,7 +160,7 @@ async fn read_partitions(
                         .with_error_code(storage_error_code(&error).code())
                         .with_high_watermark(log.high_watermark() as i64)
                         .with_last_stable_offset(log.high_watermark() as i64)
-                        .with_log_start_offset(log.log_start_offset() as i64);
+                        .with_log_start_offset(log_start(log.log_start_offset()));
                 }
             }
             partitions.push(data);

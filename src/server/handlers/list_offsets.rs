@@ -33,7 +33,8 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1)
-                .with_leader_epoch(0);
+                // The leader epoch exists from v4; every partition is in epoch 0.
+                .with_leader_epoch(if request.api_version >= 4 { 0 } else { -1 });
             let log = match context.lookup(name, partition.partition_index) {
                 PartitionLookup::Local(log) => log,
                 PartitionLookup::Elsewhere => {

@@ -84,7 +84,7 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
     };
     let topics = names
         .iter()
-        .map(|name| describe_topic(&snapshot, name))
+        .map(|name| describe_topic(&snapshot, name, version))
         .collect();
     let response = MetadataResponse::default()
         .with_brokers(brokers)
@@ -109,7 +109,7 @@ fn name_by_id(snapshot: &ClusterMetadata, topic_id: Uuid) -> Option<String> {
         .map(|(name, _)| name.clone())
 }
 
-fn describe_topic(snapshot: &ClusterMetadata, name: &str) -> MetadataResponseTopic {
+fn describe_topic(snapshot: &ClusterMetadata, name: &str, version: i16) -> MetadataResponseTopic {
     let base = MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(name))))
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
@@ -128,11 +128,17 @@ fn describe_topic(snapshot: &ClusterMetadata, name: &str) -> MetadataResponseTop
             MetadataResponsePartition::default()
                 .with_partition_index(index as i32)
                 .with_leader_id(leader)
-                .with_leader_epoch(0)
+                // Leader epochs exist from v7; every partition is in epoch 0.
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                 .with_replica_nodes(vec![leader])
                 .with_isr_nodes(vec![leader])
         })
         .collect();
-    base.with_topic_id(Uuid::from_u128(topic.topic_id))
-        .with_partitions(partitions)
+    // Topic ids exist from v10.
+    let topic_id = if version >= 10 {
+        Uuid::from_u128(topic.topic_id)
+    } else {
+        Uuid::nil()
+    };
+    base.with_topic_id(topic_id).with_partitions(partitions)
 }

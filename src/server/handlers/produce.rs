@@ -56,8 +56,14 @@ pub async fn handle(
                     format!("acks must be -1, 0 or 1, not {acks}"),
                 ))
             } else {
-                produce_partition(context, name, partition.index, partition.records.as_ref())
-                    .await
+                produce_partition(
+                    context,
+                    request.api_version,
+                    name,
+                    partition.index,
+                    partition.records.as_ref(),
+                )
+                .await
             };
             let response = match outcome {
                 Ok((response, stage)) => {
@@ -66,8 +72,10 @@ pub async fn handle(
                 }
                 Err((error, message)) => {
                     debug!(topic = name, partition = partition.index, %message, "produce refused");
-                    base.with_error_code(error.code())
-                        .with_error_message(Some(str_bytes(message)))
+                    // Error messages exist from v8.
+                    base.with_error_code(error.code()).with_error_message(
+                        (request.api_version >= 8).then(|| str_bytes(message)),
+                    )
                 }
             };
             partitions.push(response);
@@ -89,7 +97,9 @@ pub async fn handle(
                     .and_then(|topic| topic.partition_responses.get_mut(*partition_index))
                 {
                     response.error_code = storage_error_code(&error).code();
-                    response.error_message = Some(str_bytes(error.to_string()));
+                    if request.api_version >= 8 {
+                        response.error_message = Some(str_bytes(error.to_string()));
+                    }
                 }
             }
         }
@@ -108,6 +118,7 @@ type Refusal = (ResponseError, String);
 
 async fn produce_partition(
     context: &ShardContext,
+    api_version: i16,
     topic: &str,
     partition: i32,
     records: Option<&Bytes>,
@@ -147,7 +158,12 @@ async fn produce_partition(
     let response = PartitionProduceResponse::default()
         .with_base_offset(first.base_offset as i64)
         .with_log_append_time_ms(first.log_append_time_ms.unwrap_or(-1))
-        .with_log_start_offset(log.log_start_offset() as i64);
+        // The log start offset exists from v5.
+        .with_log_start_offset(if api_version >= 5 {
+            log.log_start_offset() as i64
+        } else {
+            -1
+        });
     Ok((response, Staged { log, end_offset }))
 }
 
