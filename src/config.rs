@@ -284,7 +284,8 @@ impl BrokerConfig {
 
     /// Checks every value and the relations between them.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |name: &'static str, reason: String| Err(ConfigError::Invalid { name, reason });
+        let invalid =
+            |name: &'static str, reason: String| Err(ConfigError::Invalid { name, reason });
         if self.shard_count() > 1024 {
             return invalid("shards", format!("{} is above 1024", self.shard_count()));
         }
@@ -321,7 +322,10 @@ impl BrokerConfig {
             ("partitions_max", self.partitions_max),
             ("fetch_max_bytes", self.fetch_max_bytes),
             ("default_partitions", self.default_partitions as usize),
-            ("retention_check_interval_ms", self.retention_check_interval_ms as usize),
+            (
+                "retention_check_interval_ms",
+                self.retention_check_interval_ms as usize,
+            ),
             ("control_timeout_ms", self.control_timeout_ms as usize),
         ];
         for (name, value) in positive {

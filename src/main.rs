@@ -74,8 +74,8 @@ fn run(flags: Flags) -> Result<(), String> {
         config.advertised_host = Some(host);
     }
     // Signals are blocked for the broker's threads from here on and read by this thread.
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(|error| format!("cannot handle signals: {error}"))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|error| format!("cannot handle signals: {error}"))?;
     let broker = streambus::shard::start(config).map_err(|error| error.to_string())?;
     let shard_ports: Vec<String> = broker
         .shard_addresses

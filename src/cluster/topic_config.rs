@@ -127,7 +127,12 @@ fn check_value(name: &str, value: &str) -> Result<(), TopicConfigError> {
         value: value.into(),
         reason,
     };
-    let integer = || value.trim().parse::<i64>().map_err(|e| invalid(e.to_string()));
+    let integer = || {
+        value
+            .trim()
+            .parse::<i64>()
+            .map_err(|e| invalid(e.to_string()))
+    };
     match name {
         "cleanup.policy" => match value {
             "delete" => Ok(()),

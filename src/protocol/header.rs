@@ -68,11 +68,12 @@ pub fn parse_request(frame: Bytes) -> Result<Request, ProtocolError> {
     let api_key = range.api_key;
     let header_version = api_key.request_header_version(prefix.api_version);
     let mut body = frame;
-    let header =
-        RequestHeader::decode(&mut body, header_version).map_err(|error| ProtocolError::Malformed {
+    let header = RequestHeader::decode(&mut body, header_version).map_err(|error| {
+        ProtocolError::Malformed {
             what: "request header",
             reason: error.to_string(),
-        })?;
+        }
+    })?;
     Ok(Request {
         api_key,
         api_version: prefix.api_version,
@@ -84,12 +85,11 @@ pub fn parse_request(frame: Bytes) -> Result<Request, ProtocolError> {
 /// Decodes a request body at its version; trailing bytes are refused, as Kafka refuses them.
 pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, ProtocolError> {
     let mut body = request.body.clone();
-    let message = T::decode(&mut body, request.api_version).map_err(|error| {
-        ProtocolError::Malformed {
+    let message =
+        T::decode(&mut body, request.api_version).map_err(|error| ProtocolError::Malformed {
             what: "request body",
             reason: error.to_string(),
-        }
-    })?;
+        })?;
     if body.has_remaining() {
         return Err(ProtocolError::Malformed {
             what: "request body",

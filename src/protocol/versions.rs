@@ -28,11 +28,14 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 10] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 11] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
     range(ApiKey::Metadata, 0, 12),
+    // Answers COORDINATOR_NOT_AVAILABLE until consumer groups exist; see its handler for why
+    // it is advertised (librdkafka ties LZ4 to it).
+    range(ApiKey::FindCoordinator, 0, 4),
     range(ApiKey::ApiVersions, 0, 3),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),

@@ -116,14 +116,12 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
     let mut input = ReadHalf(stream.clone());
     let mut frames = FrameReader::new(context.config.max_request_bytes);
     loop {
-        let next = futures_lite::future::or(
-            async { Some(frames.next_frame(&mut input).await) },
-            async {
+        let next =
+            futures_lite::future::or(async { Some(frames.next_frame(&mut input).await) }, async {
                 context.shutdown.wait().await;
                 None
-            },
-        )
-        .await;
+            })
+            .await;
         let frame = match next {
             None => break,
             Some(Ok(Some(frame))) => frame,
@@ -141,13 +139,19 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
                     dispatch(&context, request).await
                 }))
             }
-            Err(ProtocolError::UnsupportedVersion { api_key, api_version })
-                if api_key == ApiKey::ApiVersions as i16 =>
-            {
+            Err(ProtocolError::UnsupportedVersion {
+                api_key,
+                api_version,
+            }) if api_key == ApiKey::ApiVersions as i16 => {
                 // KIP-511: answer at v0 with UNSUPPORTED_VERSION and our ranges, so the client
                 // can retry at a version we know.
                 let correlation_id = read_prefix(&frame).map_or(0, |prefix| prefix.correlation_id);
-                debug!(shard = context.shard_id, ?peer, api_version, "ApiVersions at an unknown version");
+                debug!(
+                    shard = context.shard_id,
+                    ?peer,
+                    api_version,
+                    "ApiVersions at an unknown version"
+                );
                 match unsupported_api_versions(correlation_id) {
                     Ok(frame) => Pending::Ready(frame),
                     Err(error) => {

@@ -18,7 +18,9 @@ pub async fn dispatch(
 ) -> Result<Option<BytesMut>, ProtocolError> {
     match request.api_key {
         ApiKey::ApiVersions => handlers::api_versions::handle(&request).map(Some),
-        ApiKey::Metadata => handlers::metadata::handle(context, &request).await.map(Some),
+        ApiKey::Metadata => handlers::metadata::handle(context, &request)
+            .await
+            .map(Some),
         ApiKey::Produce => handlers::produce::handle(context, &request).await,
         ApiKey::Fetch => handlers::fetch::handle(context, &request).await.map(Some),
         ApiKey::ListOffsets => handlers::list_offsets::handle(context, &request)
@@ -34,6 +36,7 @@ pub async fn dispatch(
             .await
             .map(Some),
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(context, &request).map(Some),
+        ApiKey::FindCoordinator => handlers::find_coordinator::handle(&request).map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,

@@ -22,13 +22,10 @@ use crate::shard::ShardContext;
 /// at once, with a log line.
 pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
     loop {
-        let accepted = futures_lite::future::or(
-            async { Some(listener.accept().await) },
-            async {
-                context.shutdown.wait().await;
-                None
-            },
-        )
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            context.shutdown.wait().await;
+            None
+        })
         .await;
         let Some(accepted) = accepted else { return };
         let stream = match accepted {

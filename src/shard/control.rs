@@ -205,10 +205,8 @@ impl ControlClient {
                 return timed_out("shard 0 is not reachable");
             }
         }
-        let answer = glommio::timer::timeout(inner.timeout, async {
-            Ok(receiver.recv().await)
-        })
-        .await;
+        let answer =
+            glommio::timer::timeout(inner.timeout, async { Ok(receiver.recv().await) }).await;
         inner.pending.borrow_mut().remove(&id);
         match answer {
             Ok(Some(response)) => response,
@@ -260,10 +258,7 @@ pub fn control_plane(
     shard_id: u32,
     mesh: Rc<Mesh>,
     timeout: Duration,
-) -> (
-    ControlClient,
-    Option<ControllerQueue>,
-) {
+) -> (ControlClient, Option<ControllerQueue>) {
     if shard_id == 0 {
         let (sender, receiver) = local_channel::new_bounded(CONTROL_QUEUE_DEPTH);
         let sender = Rc::new(sender);
@@ -279,7 +274,10 @@ impl Controller {
     /// longer exist, and persists the result. [`Controller::publish_initial`] then sends it
     /// out; the two are split so the mesh receivers can reach the controller before the first
     /// acknowledgements arrive.
-    pub fn load(context: Rc<ShardContext>, queue: ControllerQueue) -> Result<(Rc<Self>, LocalReceiver<QueuedRequest>), String> {
+    pub fn load(
+        context: Rc<ShardContext>,
+        queue: ControllerQueue,
+    ) -> Result<(Rc<Self>, LocalReceiver<QueuedRequest>), String> {
         let store = MetadataStore::new(&context.config.data_dir);
         let mut metadata = match store.load().map_err(|error| error.to_string())? {
             Some(metadata) => metadata,
@@ -367,7 +365,14 @@ impl Controller {
                 }
                 Reply::Remote { shard, id } => {
                     let message = MeshMessage::Response { id, response };
-                    if self.context.control.mesh().send(shard, message).await.is_err() {
+                    if self
+                        .context
+                        .control
+                        .mesh()
+                        .send(shard, message)
+                        .await
+                        .is_err()
+                    {
                         warn!(shard, "cannot answer a control request: the shard is gone");
                     }
                 }
@@ -424,7 +429,12 @@ impl Controller {
             }
         }
         let all_applied = poll_fn(|context| {
-            if self.applied.borrow().iter().all(|&applied| applied >= version) {
+            if self
+                .applied
+                .borrow()
+                .iter()
+                .all(|&applied| applied >= version)
+            {
                 return Poll::Ready(());
             }
             self.applied_waiters
@@ -444,7 +454,10 @@ impl Controller {
     fn check_limits(&self, next: &ClusterMetadata, added_partitions: usize) -> Option<String> {
         let config = &self.context.config;
         if next.topics.len() >= config.topics_max {
-            return Some(format!("the cluster holds its limit of {} topics", config.topics_max));
+            return Some(format!(
+                "the cluster holds its limit of {} topics",
+                config.topics_max
+            ));
         }
         if next.partition_count() + added_partitions > config.partitions_max {
             return Some(format!(
@@ -481,7 +494,11 @@ impl Controller {
             .collect()
     }
 
-    fn create_topic(&self, next: &mut ClusterMetadata, topic: &NewTopic) -> Result<(), TopicOutcome> {
+    fn create_topic(
+        &self,
+        next: &mut ClusterMetadata,
+        topic: &NewTopic,
+    ) -> Result<(), TopicOutcome> {
         let name = topic.name.as_str();
         let fail = |error, message: String| TopicOutcome::error(name, error, message);
         if let Some(problem) = topic_name_problem(name) {
@@ -522,7 +539,8 @@ impl Controller {
             if topic.num_partitions != -1 || topic.replication_factor != -1 {
                 return Err(fail(
                     ResponseError::InvalidRequest,
-                    "with explicit assignments, partitions and replication factor must be -1".into(),
+                    "with explicit assignments, partitions and replication factor must be -1"
+                        .into(),
                 ));
             }
             let mut assignments = topic.assignments.clone();
@@ -535,9 +553,11 @@ impl Controller {
                         "assigned partitions must be numbered 0, 1, 2, ... without gaps".into(),
                     ));
                 }
-                placement.push(single_replica(replicas, shard_count).map_err(|message| {
-                    fail(ResponseError::InvalidReplicaAssignment, message)
-                })?);
+                placement.push(
+                    single_replica(replicas, shard_count).map_err(|message| {
+                        fail(ResponseError::InvalidReplicaAssignment, message)
+                    })?,
+                );
             }
             if let Some(problem) = self.check_limits(next, placement.len()) {
                 return Err(fail(ResponseError::PolicyViolation, problem));
@@ -694,7 +714,11 @@ fn single_replica(replicas: &[i32], shard_count: u32) -> Result<u32, String> {
     }
 }
 
-fn fail_successes(outcomes: ControlResponse, error: ResponseError, message: &str) -> ControlResponse {
+fn fail_successes(
+    outcomes: ControlResponse,
+    error: ResponseError,
+    message: &str,
+) -> ControlResponse {
     outcomes
         .into_iter()
         .map(|outcome| {
@@ -725,8 +749,7 @@ fn new_topic_id() -> u128 {
 
 /// A cluster id as Kafka makes them: 16 random bytes, base64url without padding.
 fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let id = new_topic_id();
     (0..22)
         .map(|index| {

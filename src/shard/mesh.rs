@@ -68,7 +68,10 @@ pub fn build(shard_count: usize, queue_depth: usize) -> Vec<MeshEndpoints> {
             if let Some(slot) = endpoints.get_mut(from).and_then(|e| e.senders.get_mut(to)) {
                 *slot = Some(sender);
             }
-            if let Some(slot) = endpoints.get_mut(to).and_then(|e| e.receivers.get_mut(from)) {
+            if let Some(slot) = endpoints
+                .get_mut(to)
+                .and_then(|e| e.receivers.get_mut(from))
+            {
                 *slot = Some(receiver);
             }
         }
@@ -135,7 +138,10 @@ impl Mesh {
     /// gone (shutting down).
     pub async fn send(&self, to: u32, message: MeshMessage) -> Result<(), MeshClosed> {
         match self.senders.get(to as usize) {
-            Some(Some(sender)) => sender.send(message).await.map_err(|_| MeshClosed { shard: to }),
+            Some(Some(sender)) => sender
+                .send(message)
+                .await
+                .map_err(|_| MeshClosed { shard: to }),
             _ => Err(MeshClosed { shard: to }),
         }
     }

@@ -12,9 +12,9 @@
 //! cores: metadata snapshots are immutable `Arc`s sent over the mesh.
 
 pub mod control;
+mod event;
 pub mod mesh;
 pub mod runtime;
-mod event;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -29,8 +29,8 @@ use crate::config::BrokerConfig;
 use crate::storage::{MemTableBudget, PartitionLog};
 
 pub use control::{ControlClient, ControlRequest, NewTopic, TopicOutcome};
-pub use runtime::{start, BrokerError, RunningBroker};
 pub use event::Event;
+pub use runtime::{start, BrokerError, RunningBroker};
 
 /// Directory under the data directory holding one directory per partition.
 pub const TOPICS_DIRECTORY: &str = "topics";
@@ -203,7 +203,9 @@ impl ShardContext {
                 let Some(log) = log else { continue };
                 match log.delete().await {
                     Ok(()) => info!(topic = %name, partition, "partition deleted"),
-                    Err(error) => warn!(topic = %name, partition, %error, "deleting partition failed"),
+                    Err(error) => {
+                        warn!(topic = %name, partition, %error, "deleting partition failed")
+                    }
                 }
             }
         }
@@ -256,7 +258,9 @@ impl ShardContext {
                     "retention deleted segments"
                 ),
                 Ok(_) => {}
-                Err(error) => warn!(directory = %log.directory().display(), %error, "retention failed"),
+                Err(error) => {
+                    warn!(directory = %log.directory().display(), %error, "retention failed")
+                }
             }
         }
     }

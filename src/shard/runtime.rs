@@ -277,7 +277,11 @@ fn raise_memlock_limit(config: &BrokerConfig) {
 /// the kernel spreads new connections across them. A shard's own port is exclusive, so a
 /// second broker started on the same ports fails to bind instead of silently sharing them.
 fn listener_socket(address: SocketAddr, shared: bool) -> Result<StdTcpListener, std::io::Error> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(shared)?;
     socket.set_tcp_nodelay(true)?;

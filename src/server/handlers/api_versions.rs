@@ -1,8 +1,8 @@
 //! ApiVersions: the table of [`SUPPORTED_APIS`], always in response header v0.
 
 use bytes::BytesMut;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::protocol::header::{decode_body, Request};

@@ -2,7 +2,9 @@
 //! opened its new partitions.
 
 use bytes::BytesMut;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use uuid::Uuid;
 
@@ -41,7 +43,10 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 .map(|config| {
                     (
                         config.name.as_str().to_string(),
-                        config.value.as_ref().map(|value| value.as_str().to_string()),
+                        config
+                            .value
+                            .as_ref()
+                            .map(|value| value.as_str().to_string()),
                     )
                 })
                 .collect(),
@@ -78,7 +83,9 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 _ => context.config.default_partitions as i32,
             };
             // Topic ids exist from v7; partitions, replication factor and configs from v5.
-            if let (Some(topic), false, true) = (created, body.validate_only, request.api_version >= 7) {
+            if let (Some(topic), false, true) =
+                (created, body.validate_only, request.api_version >= 7)
+            {
                 result.topic_id = Uuid::from_u128(topic.topic_id);
             }
             if request.api_version < 5 {

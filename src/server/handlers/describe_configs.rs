@@ -60,23 +60,47 @@ fn broker_configs(config: &BrokerConfig, shard: u32) -> Vec<(&'static str, Strin
     };
     vec![
         ("broker.id", shard.to_string(), config_type::INT),
-        ("num.partitions", config.default_partitions.to_string(), config_type::INT),
+        (
+            "num.partitions",
+            config.default_partitions.to_string(),
+            config_type::INT,
+        ),
         (
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
             config_type::BOOLEAN,
         ),
-        ("message.max.bytes", log.message_max_bytes.to_string(), config_type::INT),
+        (
+            "message.max.bytes",
+            log.message_max_bytes.to_string(),
+            config_type::INT,
+        ),
         (
             "socket.request.max.bytes",
             config.max_request_bytes.to_string(),
             config_type::INT,
         ),
-        ("fetch.max.bytes", config.fetch_max_bytes.to_string(), config_type::INT),
-        ("log.segment.bytes", log.segment_bytes.to_string(), config_type::INT),
+        (
+            "fetch.max.bytes",
+            config.fetch_max_bytes.to_string(),
+            config_type::INT,
+        ),
+        (
+            "log.segment.bytes",
+            log.segment_bytes.to_string(),
+            config_type::INT,
+        ),
         ("log.roll.ms", log.segment_ms.to_string(), config_type::LONG),
-        ("log.retention.ms", log.retention_ms.to_string(), config_type::LONG),
-        ("log.retention.bytes", log.retention_bytes.to_string(), config_type::LONG),
+        (
+            "log.retention.ms",
+            log.retention_ms.to_string(),
+            config_type::LONG,
+        ),
+        (
+            "log.retention.bytes",
+            log.retention_bytes.to_string(),
+            config_type::LONG,
+        ),
         (
             "log.retention.check.interval.ms",
             config.retention_check_interval_ms.to_string(),
@@ -92,7 +116,11 @@ fn broker_configs(config: &BrokerConfig, shard: u32) -> Vec<(&'static str, Strin
             log.message_timestamp_type.clone(),
             config_type::STRING,
         ),
-        ("streambus.flush.policy", flush_policy.to_string(), config_type::STRING),
+        (
+            "streambus.flush.policy",
+            flush_policy.to_string(),
+            config_type::STRING,
+        ),
         (
             "streambus.flush.interval.ms",
             log.flush_interval_ms.to_string(),

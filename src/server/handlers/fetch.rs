@@ -42,7 +42,8 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
             reason: format!("{partition_count} partitions named"),
         });
     }
-    let max_wait = Duration::from_millis((body.max_wait_ms.max(0) as u64).min(FETCH_MAX_WAIT_MS_MAX));
+    let max_wait =
+        Duration::from_millis((body.max_wait_ms.max(0) as u64).min(FETCH_MAX_WAIT_MS_MAX));
     let deadline = Instant::now() + max_wait;
     let response_bytes_max = match usize::try_from(body.max_bytes) {
         Ok(bytes) if bytes > 0 => bytes.min(context.config.fetch_max_bytes),
@@ -103,7 +104,8 @@ async fn read_partitions(
                 PartitionLookup::Local(log) => log,
                 PartitionLookup::Elsewhere => {
                     any_error = true;
-                    partitions.push(data.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+                    partitions
+                        .push(data.with_error_code(ResponseError::NotLeaderOrFollower.code()));
                     continue;
                 }
                 PartitionLookup::Unknown => {
@@ -195,7 +197,11 @@ async fn wait_for_data(context: &ShardContext, watches: &[Watch], wait: Duration
     let moved = poll_fn(|cx| {
         let mut any = false;
         for watch in watches {
-            if watch.log.poll_readable_beyond(watch.high_watermark, cx).is_ready() {
+            if watch
+                .log
+                .poll_readable_beyond(watch.high_watermark, cx)
+                .is_ready()
+            {
                 any = true;
             }
         }

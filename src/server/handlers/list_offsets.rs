@@ -38,7 +38,8 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
             let log = match context.lookup(name, partition.partition_index) {
                 PartitionLookup::Local(log) => log,
                 PartitionLookup::Elsewhere => {
-                    partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+                    partitions
+                        .push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
                     continue;
                 }
                 PartitionLookup::Unknown => {

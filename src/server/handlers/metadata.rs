@@ -48,8 +48,8 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
             )
         }
     };
-    let allow_auto_create = context.config.auto_create_topics
-        && (version < 4 || body.allow_auto_topic_creation);
+    let allow_auto_create =
+        context.config.auto_create_topics && (version < 4 || body.allow_auto_topic_creation);
     let snapshot = match &requested {
         Some(names) if allow_auto_create => {
             let missing: Vec<String> = names

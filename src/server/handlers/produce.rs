@@ -6,7 +6,7 @@
 //! cover them all (group commit across partitions and across the connection's pipelined
 //! requests).
 
-use bytes::{BytesMut, Bytes};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -73,9 +73,8 @@ pub async fn handle(
                 Err((error, message)) => {
                     debug!(topic = name, partition = partition.index, %message, "produce refused");
                     // Error messages exist from v8.
-                    base.with_error_code(error.code()).with_error_message(
-                        (request.api_version >= 8).then(|| str_bytes(message)),
-                    )
+                    base.with_error_code(error.code())
+                        .with_error_message((request.api_version >= 8).then(|| str_bytes(message)))
                 }
             };
             partitions.push(response);
@@ -169,7 +168,10 @@ async fn produce_partition(
 
 /// Splits a partition's records into validated batches: all of them, or a refusal. The
 /// records are copied once, into one buffer the batches then share.
-fn split_batches(records: Option<&Bytes>, batch_bytes_max: usize) -> Result<Vec<RecordBatch>, Refusal> {
+fn split_batches(
+    records: Option<&Bytes>,
+    batch_bytes_max: usize,
+) -> Result<Vec<RecordBatch>, Refusal> {
     let corrupt = |error: BatchError| (ResponseError::CorruptMessage, error.to_string());
     let Some(records) = records.filter(|records| !records.is_empty()) else {
         return Err((ResponseError::CorruptMessage, "no record batch".into()));
