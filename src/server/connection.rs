@@ -9,12 +9,13 @@
 
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
@@ -23,6 +24,7 @@ use tracing::{debug, warn};
 
 use crate::protocol::frame::FrameReader;
 use crate::protocol::header::{parse_request, read_prefix};
+use crate::protocol::response::api_name;
 use crate::protocol::ProtocolError;
 use crate::shard::ShardContext;
 
@@ -136,7 +138,18 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
             Ok(request) => {
                 let context = context.clone();
                 Pending::Handler(glommio::spawn_local(async move {
-                    dispatch(&context, request).await
+                    // A bug in a handler or in the codec must cost one connection, not the
+                    // shard and every partition it owns.
+                    let api = request.api_key;
+                    let handled = AssertUnwindSafe(dispatch(&context, request))
+                        .catch_unwind()
+                        .await;
+                    handled.unwrap_or_else(|_| {
+                        Err(ProtocolError::Encode {
+                            api: api_name(api),
+                            reason: "the handler panicked".into(),
+                        })
+                    })
                 }))
             }
             Err(ProtocolError::UnsupportedVersion {

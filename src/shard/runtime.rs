@@ -381,9 +381,8 @@ async fn run_shard(setup: ShardSetup) -> Result<(), String> {
     spawn_mesh_receivers(&context, receivers, &controller);
     glommio::spawn_local(watch_stop_flag(context.clone(), stop)).detach();
     if let Some(queue) = controller_queue {
-        let started = Controller::load(context.clone(), queue).and_then(|(loaded, queue)| {
+        let started = Controller::load(context.clone(), queue).inspect(|(loaded, _)| {
             *controller.borrow_mut() = Some(loaded.clone());
-            Ok((loaded, queue))
         });
         let published = match started {
             Ok((loaded, queue)) => loaded.publish_initial(queue).await,

@@ -73,7 +73,7 @@ impl OffsetIndex {
         }
         self.relative_offsets.push(entry.relative_offset);
         self.positions.push(entry.position);
-        if (self.relative_offsets.len() - 1) % FENCE_STRIDE == 0 {
+        if (self.relative_offsets.len() - 1).is_multiple_of(FENCE_STRIDE) {
             self.update_fences(self.relative_offsets.len() - 1);
         }
         self.entry_slope = slope_of(&self.relative_offsets);
@@ -152,7 +152,7 @@ impl OffsetIndex {
     /// and every position lies inside a log of `log_bytes`. Any violation returns the reason,
     /// and the caller rebuilds the index from the log.
     pub fn decode(bytes: &[u8], log_bytes: u64) -> Result<Self, &'static str> {
-        if bytes.len() % OFFSET_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
             return Err("size is not a multiple of the entry size");
         }
         let mut index = Self::default();

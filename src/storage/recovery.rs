@@ -156,7 +156,7 @@ pub(crate) async fn is_zero_padding(
     file_size: u64,
 ) -> StorageResult<bool> {
     let block = DMA_ALIGNMENT_BYTES as u64;
-    if file_size % block != 0 || file_size - position >= block {
+    if !file_size.is_multiple_of(block) || file_size - position >= block {
         return Ok(false);
     }
     let tail = read_exact(file, path, position, (file_size - position) as usize).await?;

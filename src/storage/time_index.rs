@@ -87,7 +87,7 @@ impl TimeIndex {
 
     /// Parses the on-disk form; entries must increase and stay below `relative_offset_end`.
     pub fn decode(bytes: &[u8], relative_offset_end: u64) -> Result<Self, &'static str> {
-        if bytes.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return Err("size is not a multiple of the entry size");
         }
         let mut index = Self::default();
