@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Starts the broker on a fresh data directory and runs every client smoke test against it:
+# kcat, confluent-kafka and kafka-python. Then stops the broker with SIGTERM and checks that
+# it exits 0. Usage: tests/smoke/run.sh PATH_TO_STREAMBUS PYTHON
+set -euo pipefail
+binary="$1"
+python="$2"
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d)"
+cleanup() {
+  if [ -n "${broker_pid:-}" ] && kill -0 "$broker_pid" 2>/dev/null; then kill -9 "$broker_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# kcat cannot create topics: its topic is auto-created with these partitions.
+printf 'default_partitions = 6\n' >"$work/broker.toml"
+"$binary" --data-dir "$work/data" --listen 127.0.0.1:0 --shards 2 --config "$work/broker.toml" \
+  >"$work/stdout" 2>"$work/stderr" &
+broker_pid=$!
+for _ in $(seq 1 300); do
+  if grep -q 'listening on' "$work/stdout"; then break; fi
+  sleep 0.1
+done
+bootstrap=$(awk '/listening on/ {print $4}' "$work/stdout")
+if [ -z "$bootstrap" ]; then
+  echo "smoke: the broker did not start" >&2
+  cat "$work/stderr" >&2
+  exit 1
+fi
+echo "smoke: broker at $bootstrap"
+status=0
+bash "$here/kcat_smoke.sh" "$bootstrap" || status=1
+timeout 300 "$python" "$here/confluent_kafka_smoke.py" "$bootstrap" || status=1
+timeout 300 "$python" "$here/kafka_python_smoke.py" "$bootstrap" || status=1
+kill -TERM "$broker_pid"
+if ! wait "$broker_pid"; then
+  echo "smoke: the broker did not exit 0 on SIGTERM" >&2
+  status=1
+fi
+broker_pid=
+if [ "$status" -ne 0 ]; then
+  echo "smoke: broker log:" >&2
+  tail -50 "$work/stderr" >&2
+fi
+exit "$status"
