@@ -509,3 +509,29 @@ fn random_bodies_for_every_supported_request_never_take_a_shard_down() {
     let log = broker.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn acks_all_answers_without_waiting_for_fsync_under_the_never_policy() {
+    let directory = tempdir();
+    let config = directory.path().join("broker.toml");
+    std::fs::write(&config, "[log]\nflush_policy = \"never\"\n").unwrap();
+    let broker = Broker::start(
+        &directory.path().join("data"),
+        1,
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut connection = RawConnection::connect(broker.bootstrap);
+    create_topic(&mut connection, "lazy", 1);
+    let started = Instant::now();
+    for expected in 0..20 {
+        assert_eq!(
+            produce(&mut connection, "lazy", 0, batch(1, 10)),
+            (0, expected)
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Readable at once: the high watermark is the log end offset under `never`.
+    let response: FetchResponse =
+        connection.call(ApiKey::Fetch, 12, &fetch_request("lazy", 0, 0, 100));
+    assert_eq!(response.responses[0].partitions[0].high_watermark, 20);
+}

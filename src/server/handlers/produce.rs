@@ -1,6 +1,7 @@
 //! Produce: validate every batch of a partition (length, magic, CRC32C, size) before any of
 //! them is appended, append them in order, and answer per `acks`: not at all for 0, once
-//! staged for 1, once the flush policy made them durable for -1.
+//! appended for 1, and for -1 once an fdatasync covers them under the `always` flush policy
+//! (once appended under `interval` and `never`, whose timer or seal makes them durable).
 //!
 //! All partitions of a request are staged first and waited on afterwards, so one fdatasync can
 //! cover them all (group commit across partitions and across the connection's pipelined
@@ -18,7 +19,7 @@ use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
 use crate::record::{BatchError, RecordBatch};
 use crate::shard::{PartitionLookup, ShardContext};
-use crate::storage::PartitionLog;
+use crate::storage::{FlushPolicy, PartitionLog};
 
 use super::{storage_error_code, str_bytes};
 
@@ -90,6 +91,11 @@ pub async fn handle(
     }
     if acks == -1 {
         for (topic_index, partition_index, stage) in &staged {
+            // Under `interval` and `never` the policy itself says when data becomes durable;
+            // acks=-1 then answers once the batch is appended, as Kafka does without fsync.
+            if stage.log.config().flush_policy != FlushPolicy::Always {
+                continue;
+            }
             if let Err(error) = stage.log.wait_durable(stage.end_offset).await {
                 if let Some(response) = topics
                     .get_mut(*topic_index)
