@@ -123,6 +123,9 @@ struct ShardSockets {
 pub fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     config.validate()?;
     let mut config = config;
+    // Resolve "one per core" here, once: inside a pinned shard thread the visible core count
+    // is 1.
+    config.shards = config.shard_count();
     let data_dir = prepare_data_dir(&config.data_dir)?;
     config.data_dir = data_dir.clone();
     let lock = lock_data_dir(&config.data_dir)?;
