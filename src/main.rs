@@ -43,7 +43,28 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let flags = Flags::parse();
+    let flags = match Flags::try_parse() {
+        Ok(flags) => flags,
+        Err(error)
+            if matches!(
+                error.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // One line, like every other startup error; `--help` has the rest.
+            let message = error.to_string();
+            let first = message.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "streambus: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

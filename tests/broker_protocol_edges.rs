@@ -427,11 +427,9 @@ fn bad_flags_and_unusable_data_directories_fail_with_one_line() {
         let output = run(&args);
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|line| line.contains("error") || line.starts_with("streambus:"))
-            .collect();
-        assert!(!errors.is_empty(), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(lines[0].starts_with("streambus: "), "{args:?}: {stderr}");
     }
     // Two brokers on one data directory: the second is refused.
     let data = directory.path().join("shared");

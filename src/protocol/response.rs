@@ -18,7 +18,7 @@ pub fn encode_response<T: Encodable>(
     correlation_id: i32,
     body: &T,
 ) -> Result<BytesMut, ProtocolError> {
-    let encode_error = |error: anyhow_like::Error| ProtocolError::Encode {
+    let encode_error = |error: anyhow::Error| ProtocolError::Encode {
         api: api_name(api_key),
         reason: error.to_string(),
     };
@@ -39,11 +39,6 @@ pub fn encode_response<T: Encodable>(
         .map_err(encode_error)?;
     body.encode(&mut frame, api_version).map_err(encode_error)?;
     Ok(frame)
-}
-
-/// The error type the codec returns.
-mod anyhow_like {
-    pub type Error = anyhow::Error;
 }
 
 /// A readable name for logs.
