@@ -6,6 +6,8 @@
 //! - `BROKER_BENCH_MESSAGES` (default 1,000,000), `BROKER_BENCH_MESSAGE_BYTES` (1024)
 //! - `BROKER_BENCH_RUNS` (3; the median is reported), `BROKER_BENCH_SHARDS` (2)
 //! - `BROKER_BENCH_DIR` (a data directory parent; default under the target directory)
+//! - `BROKER_BENCH_BINARY` (another `streambus` binary to measure, e.g. an older build for a
+//!   before/after comparison in one sitting)
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -160,7 +162,10 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&parent).expect("bench directory");
     let directory = tempfile::tempdir_in(parent).expect("temporary directory");
-    let mut broker = Command::new(env!("CARGO_BIN_EXE_streambus"))
+    let binary = std::env::var_os("BROKER_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_streambus")));
+    let mut broker = Command::new(binary)
         .arg("--data-dir")
         .arg(directory.path().join("data"))
         .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
@@ -201,10 +206,31 @@ fn main() {
         bytes / fetch / 1e6,
         messages as f64 / fetch
     );
+    // The broker's own CPU time over every run (produce and fetch): the cost per GB, which
+    // stays comparable when the client, sharing the cores, is the bottleneck.
+    if let Some(cpu_seconds) = process_cpu_seconds(broker.id()) {
+        let gigabytes = bytes * runs as f64 / 1e9;
+        println!(
+            "broker CPU: {cpu_seconds:.1} s for {gigabytes:.1} GB produced, each also fetched once ({:.2} s/GB)",
+            cpu_seconds / gigabytes
+        );
+    }
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(broker.id() as i32, libc::SIGTERM);
     }
     let status = broker.wait().expect("wait for broker");
     assert!(status.success(), "broker exited with {status}");
+}
+
+/// User plus system CPU seconds of a process, from `/proc/<pid>/stat`.
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / ticks_per_second)
 }
