@@ -114,16 +114,41 @@ impl RecordBatchBuilder {
         self.record_count += 1;
     }
 
+    /// Finishes the batch with its records compressed by `codec` (as a producer does); the
+    /// header stays plain and names the codec.
+    pub fn build_compressed(self, codec: Compression) -> Result<RecordBatch, BatchError> {
+        if codec == Compression::None {
+            return Ok(self.build());
+        }
+        let mut compressed = Vec::with_capacity(BATCH_HEADER_BYTES + self.bytes.len() / 2);
+        compressed.extend_from_slice(&self.bytes[..BATCH_HEADER_BYTES]);
+        super::compression::compress(codec, &self.bytes[BATCH_HEADER_BYTES..], &mut compressed)?;
+        let attributes = match codec {
+            Compression::None => 0i16,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        };
+        let mut plain = self;
+        plain.bytes = BytesMut::from(&compressed[..]);
+        Ok(plain.finish(attributes))
+    }
+
     /// Finishes the batch: fills the header and the CRC. The base offset is 0 until the log
     /// assigns one.
-    pub fn build(mut self) -> RecordBatch {
+    pub fn build(self) -> RecordBatch {
+        self.finish(0)
+    }
+
+    fn finish(mut self, attributes: i16) -> RecordBatch {
         let batch_length = (self.bytes.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
         let header = &mut self.bytes[..BATCH_HEADER_BYTES];
         put_at(header, BASE_OFFSET_AT, &0i64.to_be_bytes());
         put_at(header, BATCH_LENGTH_AT, &batch_length.to_be_bytes());
         put_at(header, LEADER_EPOCH_AT, &(-1i32).to_be_bytes());
         put_at(header, MAGIC_AT, &[BATCH_MAGIC_V2 as u8]);
-        put_at(header, ATTRIBUTES_AT, &0i16.to_be_bytes());
+        put_at(header, ATTRIBUTES_AT, &attributes.to_be_bytes());
         let last_offset_delta = (self.record_count - 1).max(0);
         put_at(
             header,
@@ -151,7 +176,7 @@ impl RecordBatchBuilder {
             batch_length: batch_length as u32,
             partition_leader_epoch: -1,
             crc,
-            attributes: 0,
+            attributes,
             last_offset_delta: last_offset_delta as u32,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,

@@ -45,4 +45,12 @@ pub enum BatchError {
     /// Records of a compressed batch cannot be iterated without decompressing.
     #[error("batch is compressed with {0:?}; records cannot be iterated in place")]
     Compressed(crate::record::Compression),
+    /// Compressing or decompressing the records failed, or they inflate beyond the limit.
+    #[error("{codec:?} records: {reason}")]
+    Codec {
+        /// The codec.
+        codec: crate::record::Compression,
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -24,6 +24,7 @@
 
 mod batch;
 mod builder;
+pub mod compression;
 mod error;
 mod header;
 mod records;

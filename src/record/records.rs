@@ -81,6 +81,20 @@ impl<'a> RecordIter<'a> {
     }
 }
 
+impl<'a> RecordIter<'a> {
+    /// Records held in `records` (a batch's records section, decompressed where the batch is
+    /// compressed), with the batch's header for the count and timestamps.
+    pub fn over(header: &BatchHeader, records: &'a [u8]) -> Self {
+        Self {
+            rest: records,
+            remaining: header.record_count,
+            base_timestamp: header.base_timestamp,
+            log_append_time: (header.timestamp_type() == TimestampType::LogAppendTime)
+                .then_some(header.max_timestamp),
+        }
+    }
+}
+
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<RecordView<'a>, BatchError>;
 
