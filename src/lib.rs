@@ -24,6 +24,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod protocol;

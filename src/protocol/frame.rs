@@ -13,6 +13,8 @@ use super::ProtocolError;
 pub const FRAME_SIZE_BYTES: usize = 4;
 /// The smallest request: api key, api version, correlation id, client id length.
 pub const REQUEST_HEADER_BYTES_MIN: usize = 10;
+/// The smallest response: a correlation id.
+pub const RESPONSE_HEADER_BYTES_MIN: usize = 4;
 /// How much a read asks the socket for when no frame size is known yet.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
@@ -26,15 +28,25 @@ pub struct FrameReader {
     buffer: BytesMut,
     filled: usize,
     max_request_bytes: usize,
+    frame_bytes_min: usize,
 }
 
 impl FrameReader {
-    /// A reader that refuses frames above `max_request_bytes`.
+    /// A reader of requests that refuses frames above `max_request_bytes`.
     pub fn new(max_request_bytes: usize) -> Self {
         Self {
             buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
             filled: 0,
             max_request_bytes,
+            frame_bytes_min: REQUEST_HEADER_BYTES_MIN,
+        }
+    }
+
+    /// A reader of responses (a client's side) that refuses frames above `max_response_bytes`.
+    pub fn for_responses(max_response_bytes: usize) -> Self {
+        Self {
+            frame_bytes_min: RESPONSE_HEADER_BYTES_MIN,
+            ..Self::new(max_response_bytes)
         }
     }
 
@@ -57,7 +69,7 @@ impl FrameReader {
         let mut prefix = [0u8; FRAME_SIZE_BYTES];
         prefix.copy_from_slice(&self.buffer[..FRAME_SIZE_BYTES]);
         let size = i32::from_be_bytes(prefix);
-        if size < REQUEST_HEADER_BYTES_MIN as i32 {
+        if size < self.frame_bytes_min as i32 {
             return Err(ProtocolError::FrameTooShort { size_bytes: size });
         }
         let size = size as usize;

@@ -53,8 +53,8 @@ pub fn compress(codec: Compression, records: &[u8], out: &mut Vec<u8>) -> Result
             encoder.finish().map_err(|e| failed(codec, e))?;
         }
         Compression::Zstd => {
-            let compressed = zstd::bulk::compress(records, ZSTD_LEVEL_DEFAULT)
-                .map_err(|e| failed(codec, e))?;
+            let compressed =
+                zstd::bulk::compress(records, ZSTD_LEVEL_DEFAULT).map_err(|e| failed(codec, e))?;
             out.extend_from_slice(&compressed);
         }
     }
@@ -62,7 +62,11 @@ pub fn compress(codec: Compression, records: &[u8], out: &mut Vec<u8>) -> Result
 }
 
 /// Decompresses a records section, refusing output above `bytes_max`.
-pub fn decompress(codec: Compression, data: &[u8], bytes_max: usize) -> Result<Vec<u8>, BatchError> {
+pub fn decompress(
+    codec: Compression,
+    data: &[u8],
+    bytes_max: usize,
+) -> Result<Vec<u8>, BatchError> {
     let bounded = |reader: &mut dyn Read| -> Result<Vec<u8>, BatchError> {
         let mut out = Vec::new();
         reader
@@ -79,7 +83,8 @@ pub fn decompress(codec: Compression, data: &[u8], bytes_max: usize) -> Result<V
         Compression::Gzip => bounded(&mut flate2::read::GzDecoder::new(data)),
         Compression::Lz4 => bounded(&mut lz4_flex::frame::FrameDecoder::new(data)),
         Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(data).map_err(|e| failed(codec, e))?;
+            let mut decoder =
+                zstd::stream::read::Decoder::new(data).map_err(|e| failed(codec, e))?;
             bounded(&mut decoder)
         }
         Compression::Snappy => {
@@ -123,7 +128,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_inflation_is_bounded() {
-        let records: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 97).to_be_bytes()).collect();
+        let records: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 97).to_be_bytes())
+            .collect();
         for codec in [
             Compression::None,
             Compression::Gzip,
@@ -136,9 +143,18 @@ mod tests {
             if codec != Compression::None {
                 assert!(compressed.len() < records.len() / 2, "{codec:?}");
             }
-            assert_eq!(decompress(codec, &compressed, records.len()).unwrap(), records);
-            assert!(decompress(codec, &compressed, records.len() - 1).is_err(), "{codec:?}");
-            assert!(decompress(codec, &compressed[..compressed.len() / 2], 1 << 20).is_err() || codec == Compression::None);
+            assert_eq!(
+                decompress(codec, &compressed, records.len()).unwrap(),
+                records
+            );
+            assert!(
+                decompress(codec, &compressed, records.len() - 1).is_err(),
+                "{codec:?}"
+            );
+            assert!(
+                decompress(codec, &compressed[..compressed.len() / 2], 1 << 20).is_err()
+                    || codec == Compression::None
+            );
         }
     }
 }

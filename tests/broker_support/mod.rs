@@ -43,12 +43,17 @@ impl Broker {
     /// Starts a broker with `shards` shards (0: the default, one per core) on `data_dir`, plus
     /// any extra flags.
     pub fn start(data_dir: &Path, shards: usize, extra: &[&str]) -> Broker {
+        Self::start_on(data_dir, shards, "127.0.0.1:0", extra)
+    }
+
+    /// As [`Broker::start`], listening on `listen` (a fixed port survives a restart).
+    pub fn start_on(data_dir: &Path, shards: usize, listen: &str, extra: &[&str]) -> Broker {
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("create stderr log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_streambus"))
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             // 0: leave the flag out and get the default, one shard per core.
             .args(if shards > 0 {
                 vec!["--shards".to_string(), shards.to_string()]

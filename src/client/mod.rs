@@ -1,0 +1,30 @@
+//! The Rust client SDK: a Kafka client on glommio, with no librdkafka. It speaks to StreamBus
+//! and to any Kafka-compatible broker.
+//!
+//! | piece | file |
+//! | --- | --- |
+//! | [`ClientConfig`], [`ProducerConfig`], [`ConsumerConfig`] | `config.rs` |
+//! | [`ClientError`] | `error.rs` |
+//! | one pipelined connection per broker, version negotiation | `connection.rs` |
+//! | brokers, topics, leaders, connections | `cluster.rs` |
+//! | murmur2 (Java-compatible) and sticky partitioners | `partitioner.rs` |
+//! | [`Producer`]: batching, linger, acks, compression, retries, bounded in-flight | `producer.rs` |
+//! | [`Consumer`]: assign, seek, pipelined fetches | `consumer.rs` |
+//! | [`Admin`]: create, grow, delete, describe, list offsets | `admin.rs` |
+//!
+//! Everything runs on the calling glommio executor and is `Rc`-based: one client per core.
+
+pub mod admin;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+
+pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use config::{Acks, ClientConfig, ConsumerConfig, ProducerConfig};
+pub use consumer::{Consumer, ConsumerRecord};
+pub use error::{ClientError, ClientResult};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -1,0 +1,442 @@
+//! The producer: records are partitioned (murmur2 for keys, sticky for the rest), gathered
+//! into one open batch per partition, and sent when the batch reaches `batch_bytes` or has
+//! waited `linger_ms`. Each batch is one produce request to its partition's leader, with at
+//! most `in_flight_per_broker_max` in flight per broker. Retriable errors refresh metadata
+//! and retry up to `retries` times. `buffer_bytes_max` bounds what is buffered and unacknowledged:
+//! `send` waits above it.
+//!
+//! A record's delivery is a [`DeliveryFuture`] sharing its batch's completion, so a record
+//! costs one `Rc` clone, not a channel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::record::{Header, Record, RecordBatchBuilder};
+
+use super::cluster::Cluster;
+use super::config::{Acks, ClientConfig, ProducerConfig};
+use super::error::{ClientError, ClientResult};
+use super::partitioner::{partition_for_key, StickyPartitioner};
+
+/// Per-record overhead counted against batch and buffer sizes (lengths, deltas, attributes).
+const RECORD_OVERHEAD_BYTES: usize = 24;
+
+/// A record to send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProducerRecord<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// A fixed partition, or `None` to let the partitioner choose.
+    pub partition: Option<i32>,
+    /// The key, or `None`.
+    pub key: Option<&'a [u8]>,
+    /// The value, or `None` (a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [Header<'a>],
+    /// CreateTime in ms since the epoch; `None` for now.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset, or -1 with acks=0 (the broker does not say).
+    pub offset: i64,
+}
+
+#[derive(Default)]
+struct Completion {
+    result: RefCell<Option<ClientResult<i64>>>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Completion {
+    fn complete(&self, result: ClientResult<i64>) {
+        *self.result.borrow_mut() = Some(result);
+        for waker in self.wakers.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// Resolves once the record's batch is acknowledged (per `acks`) or has failed for good.
+pub struct DeliveryFuture {
+    completion: Rc<Completion>,
+    partition: i32,
+    index: i64,
+}
+
+impl Future for DeliveryFuture {
+    type Output = ClientResult<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        match &*self.completion.result.borrow() {
+            Some(Ok(base_offset)) => {
+                return Poll::Ready(Ok(RecordMetadata {
+                    partition: self.partition,
+                    offset: if *base_offset < 0 {
+                        -1
+                    } else {
+                        base_offset + self.index
+                    },
+                }))
+            }
+            Some(Err(error)) => return Poll::Ready(Err(error.clone())),
+            None => {}
+        }
+        self.completion
+            .wakers
+            .borrow_mut()
+            .push(context.waker().clone());
+        Poll::Pending
+    }
+}
+
+struct OpenBatch {
+    builder: RecordBatchBuilder,
+    bytes: usize,
+    records: i64,
+    completion: Rc<Completion>,
+    generation: u64,
+}
+
+/// A Kafka producer on the current glommio executor. Cloning gives another handle.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    cluster: Rc<Cluster>,
+    config: ProducerConfig,
+    open: RefCell<HashMap<String, Vec<Option<OpenBatch>>>>,
+    sticky: StickyPartitioner,
+    buffered_bytes: Cell<usize>,
+    outstanding_batches: Cell<usize>,
+    waiters: RefCell<Vec<Waker>>,
+    in_flight: RefCell<HashMap<i32, Rc<Semaphore>>>,
+    next_generation: Cell<u64>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+impl Producer {
+    /// A producer for the cluster `client` points at. Nothing connects until the first send.
+    pub fn new(client: ClientConfig, config: ProducerConfig) -> ClientResult<Self> {
+        if config.batch_bytes == 0 || config.in_flight_per_broker_max == 0 {
+            return Err(ClientError::InvalidConfig(
+                "batch_bytes and in_flight_per_broker_max must be positive".into(),
+            ));
+        }
+        if config.buffer_bytes_max < config.batch_bytes {
+            return Err(ClientError::InvalidConfig(format!(
+                "buffer_bytes_max {} is below batch_bytes {}",
+                config.buffer_bytes_max, config.batch_bytes
+            )));
+        }
+        Ok(Self {
+            inner: Rc::new(Inner {
+                cluster: Cluster::new(Rc::new(client)),
+                config,
+                open: RefCell::new(HashMap::new()),
+                sticky: StickyPartitioner::default(),
+                buffered_bytes: Cell::new(0),
+                outstanding_batches: Cell::new(0),
+                waiters: RefCell::new(Vec::new()),
+                in_flight: RefCell::new(HashMap::new()),
+                next_generation: Cell::new(1),
+            }),
+        })
+    }
+
+    /// The cluster view this producer uses.
+    pub fn cluster(&self) -> &Rc<Cluster> {
+        &self.inner.cluster
+    }
+
+    /// Adds a record to its partition's batch. Waits while `buffer_bytes_max` is reached.
+    /// The returned future resolves when the record is acknowledged.
+    pub async fn send(&self, record: ProducerRecord<'_>) -> ClientResult<DeliveryFuture> {
+        let inner = &self.inner;
+        let size = RECORD_OVERHEAD_BYTES
+            + record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len)
+            + record
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 4)
+                .sum::<usize>();
+        if inner.buffered_bytes.get() + size > inner.config.buffer_bytes_max {
+            poll_fn(|context| {
+                if inner.buffered_bytes.get() + size <= inner.config.buffer_bytes_max
+                    || inner.buffered_bytes.get() == 0
+                {
+                    return Poll::Ready(());
+                }
+                inner.waiters.borrow_mut().push(context.waker().clone());
+                Poll::Pending
+            })
+            .await;
+        }
+        let partitions = match inner.cluster.partition_count_cached(record.topic) {
+            Some(count) => count,
+            None => inner
+                .cluster
+                .topic(record.topic, true)
+                .await?
+                .partitions
+                .len(),
+        };
+        let partition = match (record.partition, record.key) {
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => inner.sticky.partition(record.topic, partitions),
+        };
+        let index = usize::try_from(partition)
+            .ok()
+            .filter(|index| *index < partitions)
+            .ok_or_else(|| ClientError::UnknownPartition {
+                topic: record.topic.to_string(),
+                partition,
+            })?;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
+        let (future, full, new_generation) = {
+            let mut open = inner.open.borrow_mut();
+            let slots = match open.get_mut(record.topic) {
+                Some(slots) => slots,
+                None => open.entry(record.topic.to_string()).or_default(),
+            };
+            if slots.len() < partitions {
+                slots.resize_with(partitions, || None);
+            }
+            let mut new_generation = None;
+            let slot = &mut slots[index];
+            let batch = slot.get_or_insert_with(|| {
+                let generation = inner.next_generation.get();
+                inner.next_generation.set(generation + 1);
+                new_generation = Some(generation);
+                OpenBatch {
+                    builder: RecordBatchBuilder::with_capacity(inner.config.batch_bytes + size),
+                    bytes: 0,
+                    records: 0,
+                    completion: Rc::new(Completion::default()),
+                    generation,
+                }
+            });
+            batch.builder.push(Record {
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                timestamp_ms,
+            });
+            let future = DeliveryFuture {
+                completion: batch.completion.clone(),
+                partition,
+                index: batch.records,
+            };
+            batch.records += 1;
+            batch.bytes += size;
+            (
+                future,
+                batch.bytes >= inner.config.batch_bytes,
+                new_generation,
+            )
+        };
+        inner.buffered_bytes.set(inner.buffered_bytes.get() + size);
+        if full {
+            dispatch(inner, record.topic, partition);
+        } else if let Some(generation) = new_generation {
+            let weak = Rc::downgrade(inner);
+            let topic = record.topic.to_string();
+            let linger = Duration::from_millis(inner.config.linger_ms);
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(linger).await;
+                if let Some(inner) = weak.upgrade() {
+                    let still_open = inner
+                        .open
+                        .borrow()
+                        .get(&topic)
+                        .and_then(|slots| slots.get(index))
+                        .and_then(Option::as_ref)
+                        .is_some_and(|batch| batch.generation == generation);
+                    if still_open {
+                        dispatch(&inner, &topic, partition);
+                    }
+                }
+            })
+            .detach();
+        }
+        Ok(future)
+    }
+
+    /// Sends every open batch now and waits until every batch sent so far is acknowledged
+    /// or has failed.
+    pub async fn flush(&self) {
+        let inner = &self.inner;
+        let open: Vec<(String, i32)> = inner
+            .open
+            .borrow()
+            .iter()
+            .flat_map(|(topic, slots)| {
+                slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| slot.is_some())
+                    .map(|(partition, _)| (topic.clone(), partition as i32))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (topic, partition) in open {
+            dispatch(inner, &topic, partition);
+        }
+        poll_fn(|context| {
+            if inner.outstanding_batches.get() == 0 {
+                return Poll::Ready(());
+            }
+            inner.waiters.borrow_mut().push(context.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Bytes buffered and not yet acknowledged.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.buffered_bytes.get()
+    }
+}
+
+/// Closes the open batch of a partition and starts sending it.
+fn dispatch(inner: &Rc<Inner>, topic: &str, partition: i32) {
+    let Some(batch) = inner
+        .open
+        .borrow_mut()
+        .get_mut(topic)
+        .and_then(|slots| slots.get_mut(partition as usize))
+        .and_then(Option::take)
+    else {
+        return;
+    };
+    let partitions = inner.cluster.partition_count_cached(topic).unwrap_or(1);
+    inner.sticky.batch_sent(topic, partition, partitions);
+    inner
+        .outstanding_batches
+        .set(inner.outstanding_batches.get() + 1);
+    let built = batch
+        .builder
+        .build_compressed(inner.config.compression)
+        .map(|batch| batch.into_bytes());
+    let inner = inner.clone();
+    let topic = topic.to_string();
+    glommio::spawn_local(async move {
+        let result = match built {
+            Ok(bytes) => send_batch(&inner, &topic, partition, bytes).await,
+            Err(error) => Err(ClientError::Batch(error)),
+        };
+        batch.completion.complete(result);
+        inner
+            .buffered_bytes
+            .set(inner.buffered_bytes.get().saturating_sub(batch.bytes));
+        inner
+            .outstanding_batches
+            .set(inner.outstanding_batches.get().saturating_sub(1));
+        for waker in inner.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    })
+    .detach();
+}
+
+async fn send_batch(
+    inner: &Rc<Inner>,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> ClientResult<i64> {
+    let mut attempt = 0;
+    loop {
+        let result = send_once(inner, topic, partition, records.clone()).await;
+        match result {
+            Err(error) if error.is_retriable() && attempt < inner.config.retries => {
+                attempt += 1;
+                inner.cluster.invalidate(topic);
+                glommio::timer::sleep(Duration::from_millis(inner.config.retry_backoff_ms)).await;
+                // A failed refresh is retried by the next attempt.
+                let _ = inner
+                    .cluster
+                    .refresh(Some(&[topic.to_string()]), false)
+                    .await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn send_once(
+    inner: &Rc<Inner>,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> ClientResult<i64> {
+    let connection = inner.cluster.leader_connection(topic, partition).await?;
+    let leader = inner.cluster.leader_cached(topic, partition).unwrap_or(-1);
+    let semaphore = inner
+        .in_flight
+        .borrow_mut()
+        .entry(leader)
+        .or_insert_with(|| Rc::new(Semaphore::new(inner.config.in_flight_per_broker_max as u64)))
+        .clone();
+    let _permit = semaphore
+        .acquire_permit(1)
+        .await
+        .map_err(|_| ClientError::Closed)?;
+    let request = ProduceRequest::default()
+        .with_acks(inner.config.acks.wire())
+        .with_timeout_ms(inner.cluster.config().request_timeout_ms as i32)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
+    if inner.config.acks == Acks::None {
+        connection.send_only(ApiKey::Produce, &request).await?;
+        return Ok(-1);
+    }
+    let (_, response): (i16, ProduceResponse) = connection.call(ApiKey::Produce, &request).await?;
+    let answer = response
+        .responses
+        .first()
+        .and_then(|topic| topic.partition_responses.first())
+        .ok_or_else(|| ClientError::Protocol {
+            address: connection.address().to_string(),
+            reason: "produce response without the partition".into(),
+        })?;
+    if let Some(error) = ClientError::from_code(
+        format!("produce to {topic}-{partition}"),
+        answer.error_code,
+        answer
+            .error_message
+            .as_ref()
+            .map(|m| m.as_str().to_string()),
+    ) {
+        return Err(error);
+    }
+    Ok(answer.base_offset)
+}

@@ -1,0 +1,326 @@
+//! The Rust client SDK against the real broker: produce and consume with keys and codecs,
+//! partitioner agreement with librdkafka, retries across a broker restart, errors surfaced.
+
+mod broker_support;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use broker_support::{tempdir, Broker};
+use glommio::{LocalExecutorBuilder, Placement};
+use rdkafka::config::ClientConfig as RdConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use streambus::client::partitioner::partition_for_key;
+use streambus::client::{
+    Acks, Admin, ClientConfig, ClientError, Consumer, ConsumerConfig, NewTopic, OffsetSpec,
+    Producer, ProducerConfig, ProducerRecord,
+};
+use streambus::record::Compression;
+
+fn run<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(4 << 20)
+        .spawn(body)
+        .expect("executor")
+        .join()
+        .expect("test body panicked");
+}
+
+async fn create(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin = Admin::new(ClientConfig::new(bootstrap));
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, partitions)])
+        .await
+        .expect("create topics");
+    results.into_iter().for_each(|r| r.expect("created"));
+}
+
+/// Reads `expected` records from every partition of `topic`, from the beginning.
+async fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
+    let consumer = Consumer::new(ClientConfig::new(bootstrap), ConsumerConfig::default());
+    let assignment: Vec<(&str, i32, OffsetSpec)> = (0..partitions)
+        .map(|p| (topic, p, OffsetSpec::Earliest))
+        .collect();
+    consumer.assign(&assignment).await.expect("assign");
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {expected}",
+            records.len()
+        );
+        for record in consumer
+            .poll(10_000, Duration::from_millis(500))
+            .await
+            .expect("poll")
+        {
+            records.push((
+                record.partition,
+                record.offset,
+                record.key.map(|k| k.to_vec()).unwrap_or_default(),
+                record.value.map(|v| v.to_vec()).unwrap_or_default(),
+            ));
+        }
+    }
+    assert!(consumer
+        .poll(10, Duration::from_millis(200))
+        .await
+        .expect("poll")
+        .is_empty());
+    records
+}
+
+#[test]
+fn produce_and_consume_with_keys_and_every_client_codec() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let bootstrap = broker.bootstrap_servers();
+    run(move || async move {
+        create(&bootstrap, "sdk", 6).await;
+        let mut sent = BTreeMap::new();
+        for (round, (codec, acks)) in [
+            (Compression::None, Acks::All),
+            (Compression::Lz4, Acks::Leader),
+            (Compression::Zstd, Acks::All),
+            (Compression::Gzip, Acks::All),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let producer = Producer::new(
+                ClientConfig::new(&bootstrap),
+                ProducerConfig {
+                    compression: codec,
+                    acks,
+                    batch_bytes: 16 << 10,
+                    ..ProducerConfig::default()
+                },
+            )
+            .expect("producer");
+            let mut deliveries = Vec::new();
+            for index in 0..2_000 {
+                let key = format!("key-{round}-{index}");
+                let value = format!("value-{round}-{index}-{}", "x".repeat(100));
+                let delivery = producer
+                    .send(ProducerRecord {
+                        topic: "sdk",
+                        key: Some(key.as_bytes()),
+                        value: Some(value.as_bytes()),
+                        ..ProducerRecord::default()
+                    })
+                    .await
+                    .expect("send");
+                deliveries.push((key, value, delivery));
+            }
+            producer.flush().await;
+            for (key, value, delivery) in deliveries {
+                let metadata = delivery.await.expect("delivered");
+                assert_eq!(metadata.partition, partition_for_key(key.as_bytes(), 6));
+                sent.insert(
+                    (metadata.partition, metadata.offset),
+                    (key.into_bytes(), value.into_bytes()),
+                );
+            }
+        }
+        let received = consume_all(&bootstrap, "sdk", 6, sent.len()).await;
+        let received: BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)> = received
+            .into_iter()
+            .map(|(partition, offset, key, value)| ((partition, offset), (key, value)))
+            .collect();
+        assert_eq!(received, sent);
+        // Offsets look-ups agree with what was written.
+        let admin = Admin::new(ClientConfig::new(&bootstrap));
+        let mut latest_sum = 0i64;
+        for partition in 0..6 {
+            latest_sum += admin
+                .list_offset("sdk", partition, OffsetSpec::Latest)
+                .await
+                .expect("latest");
+            assert_eq!(
+                admin
+                    .list_offset("sdk", partition, OffsetSpec::Earliest)
+                    .await
+                    .expect("earliest"),
+                0
+            );
+        }
+        assert_eq!(latest_sum as usize, sent.len());
+    });
+}
+
+#[test]
+fn keyed_partitions_agree_with_librdkafka_murmur2() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let bootstrap = broker.bootstrap_servers();
+    {
+        let bootstrap = bootstrap.clone();
+        run(move || async move { create(&bootstrap, "agree", 7).await });
+    }
+    let producer: FutureProducer = RdConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("rdkafka producer");
+    for index in 0..300 {
+        let key = format!("customer-{index}-{}", "k".repeat(index % 13));
+        let delivered = futures_lite::future::block_on(producer.send(
+            FutureRecord::to("agree").key(&key).payload("v"),
+            Duration::from_secs(30),
+        ))
+        .map_err(|(error, _)| error)
+        .expect("rdkafka delivery");
+        assert_eq!(
+            delivered.partition,
+            partition_for_key(key.as_bytes(), 7),
+            "{key}"
+        );
+    }
+}
+
+/// A free port whose next two ports are free too (a 2-shard broker's own ports).
+fn free_port_run() -> u16 {
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        if port > 65_000 {
+            continue;
+        }
+        let neighbours: Vec<_> = (1..=2)
+            .map(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)))
+            .collect();
+        if neighbours.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no free run of ports");
+}
+
+#[test]
+fn sends_retry_across_a_broker_restart_and_errors_surface() {
+    let directory = tempdir();
+    let data = directory.path().join("data");
+    let port = free_port_run();
+    let listen = format!("127.0.0.1:{port}");
+    let config = directory.path().join("broker.toml");
+    std::fs::write(&config, "[log]\nmessage_max_bytes = 65536\n").unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
+    // A fixed port, so the client's bootstrap address stays valid across the restart.
+    let start =
+        |data: &std::path::Path| Broker::start_on(data, 2, &listen, &["--config", &config_arg]);
+    let mut broker = start(&data);
+    let bootstrap = listen.clone();
+    let (stop_sender, stop_receiver) = std::sync::mpsc::channel::<()>();
+    let (restarted_sender, restarted_receiver) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn({
+        let bootstrap = bootstrap.clone();
+        move || {
+            run(move || async move {
+                create(&bootstrap, "restart", 2).await;
+                let producer = Producer::new(
+                    ClientConfig::new(&bootstrap),
+                    ProducerConfig {
+                        retries: 100,
+                        retry_backoff_ms: 100,
+                        linger_ms: 1,
+                        ..ProducerConfig::default()
+                    },
+                )
+                .expect("producer");
+                async fn send(
+                    producer: &Producer,
+                    index: usize,
+                ) -> streambus::client::DeliveryFuture {
+                    let key = format!("k{index}");
+                    producer
+                        .send(ProducerRecord {
+                            topic: "restart",
+                            key: Some(key.as_bytes()),
+                            value: Some(b"v"),
+                            ..ProducerRecord::default()
+                        })
+                        .await
+                        .expect("send")
+                }
+                for index in 0..100 {
+                    send(&producer, index)
+                        .await
+                        .await
+                        .expect("before the restart");
+                }
+                // The broker goes away now; these wait and retry until it is back.
+                stop_sender.send(()).expect("signal");
+                let mut pending = Vec::new();
+                for index in 100..200 {
+                    pending.push(send(&producer, index).await);
+                }
+                restarted_receiver.recv().expect("restarted");
+                for delivery in pending {
+                    delivery.await.expect("delivered after the restart");
+                }
+                // Errors are surfaced, typed: a batch above the topic's limit.
+                let big = vec![0u8; 100_000];
+                let refused = producer
+                    .send(ProducerRecord {
+                        topic: "restart",
+                        partition: Some(0),
+                        value: Some(&big),
+                        ..ProducerRecord::default()
+                    })
+                    .await
+                    .expect("send")
+                    .await;
+                match refused {
+                    Err(ClientError::Broker { error, .. }) => {
+                        assert_eq!(error, kafka_protocol::ResponseError::MessageTooLarge)
+                    }
+                    other => panic!("expected MESSAGE_TOO_LARGE, got {other:?}"),
+                }
+                // A position past the end: OFFSET_OUT_OF_RANGE from poll.
+                let consumer =
+                    Consumer::new(ClientConfig::new(&bootstrap), ConsumerConfig::default());
+                consumer
+                    .assign(&[("restart", 0, OffsetSpec::Offset(1_000_000))])
+                    .await
+                    .expect("assign");
+                let error = consumer
+                    .poll(10, Duration::from_secs(5))
+                    .await
+                    .expect_err("out of range");
+                assert!(error.to_string().contains("OffsetOutOfRange"), "{error}");
+                // Replication factor 3 on one node.
+                let admin = Admin::new(ClientConfig::new(&bootstrap));
+                let mut topic = NewTopic::new("three", 1);
+                topic.replication_factor = 3;
+                let result = admin.create_topics(&[topic]).await.expect("create");
+                assert!(matches!(
+                    &result[0],
+                    Err(ClientError::Broker {
+                        error: kafka_protocol::ResponseError::InvalidReplicationFactor,
+                        ..
+                    })
+                ));
+                // Everything sent arrived, once.
+                let records = consume_all(&bootstrap, "restart", 2, 200).await;
+                assert_eq!(records.len(), 200);
+            })
+        }
+    });
+    stop_receiver.recv().expect("client ready");
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let _broker = start(&data);
+    restarted_sender.send(()).expect("signal");
+    client.join().expect("client thread");
+}
