@@ -14,7 +14,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use glommio::sync::Semaphore;
@@ -61,11 +61,13 @@ pub struct RecordMetadata {
 #[derive(Default)]
 struct Completion {
     result: RefCell<Option<ClientResult<i64>>>,
+    completed_at: Cell<Option<Instant>>,
     wakers: RefCell<Vec<Waker>>,
 }
 
 impl Completion {
     fn complete(&self, result: ClientResult<i64>) {
+        self.completed_at.set(Some(Instant::now()));
         *self.result.borrow_mut() = Some(result);
         for waker in self.wakers.borrow_mut().drain(..) {
             waker.wake();
@@ -78,6 +80,15 @@ pub struct DeliveryFuture {
     completion: Rc<Completion>,
     partition: i32,
     index: i64,
+}
+
+impl DeliveryFuture {
+    /// When the record's batch was acknowledged (or failed), once it has been: the moment the
+    /// response was read, whenever the future is polled. Latency measurements use it so that
+    /// the order in which futures are awaited does not skew them.
+    pub fn completed_at(&self) -> Option<Instant> {
+        self.completion.completed_at.get()
+    }
 }
 
 impl Future for DeliveryFuture {
@@ -120,10 +131,18 @@ pub struct Producer {
     inner: Rc<Inner>,
 }
 
+/// The open batches of one topic, with its partition count cached: a linear scan by name
+/// beats hashing the topic for every record when a producer writes to a few topics.
+struct TopicBatches {
+    name: String,
+    partitions: usize,
+    slots: Vec<Option<OpenBatch>>,
+}
+
 struct Inner {
     cluster: Rc<Cluster>,
     config: ProducerConfig,
-    open: RefCell<HashMap<String, Vec<Option<OpenBatch>>>>,
+    open: RefCell<Vec<TopicBatches>>,
     sticky: StickyPartitioner,
     buffered_bytes: Cell<usize>,
     outstanding_batches: Cell<usize>,
@@ -156,7 +175,7 @@ impl Producer {
             inner: Rc::new(Inner {
                 cluster: Cluster::new(Rc::new(client)),
                 config,
-                open: RefCell::new(HashMap::new()),
+                open: RefCell::new(Vec::new()),
                 sticky: StickyPartitioner::default(),
                 buffered_bytes: Cell::new(0),
                 outstanding_batches: Cell::new(0),
@@ -196,14 +215,31 @@ impl Producer {
             })
             .await;
         }
-        let partitions = match inner.cluster.partition_count_cached(record.topic) {
+        let cached = inner
+            .open
+            .borrow()
+            .iter()
+            .find(|topic| topic.name == record.topic)
+            .map(|topic| topic.partitions);
+        let partitions = match cached {
             Some(count) => count,
-            None => inner
-                .cluster
-                .topic(record.topic, true)
-                .await?
-                .partitions
-                .len(),
+            None => {
+                let count = inner
+                    .cluster
+                    .topic(record.topic, true)
+                    .await?
+                    .partitions
+                    .len();
+                let mut open = inner.open.borrow_mut();
+                if !open.iter().any(|topic| topic.name == record.topic) {
+                    open.push(TopicBatches {
+                        name: record.topic.to_string(),
+                        partitions: count,
+                        slots: (0..count).map(|_| None).collect(),
+                    });
+                }
+                count
+            }
         };
         let partition = match (record.partition, record.key) {
             (Some(partition), _) => partition,
@@ -220,10 +256,13 @@ impl Producer {
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
         let (future, full, new_generation) = {
             let mut open = inner.open.borrow_mut();
-            let slots = match open.get_mut(record.topic) {
-                Some(slots) => slots,
-                None => open.entry(record.topic.to_string()).or_default(),
+            let Some(topic) = open.iter_mut().find(|topic| topic.name == record.topic) else {
+                return Err(ClientError::UnknownPartition {
+                    topic: record.topic.to_string(),
+                    partition,
+                });
             };
+            let slots = &mut topic.slots;
             if slots.len() < partitions {
                 slots.resize_with(partitions, || None);
             }
@@ -273,8 +312,9 @@ impl Producer {
                     let still_open = inner
                         .open
                         .borrow()
-                        .get(&topic)
-                        .and_then(|slots| slots.get(index))
+                        .iter()
+                        .find(|open| open.name == topic)
+                        .and_then(|open| open.slots.get(index))
                         .and_then(Option::as_ref)
                         .is_some_and(|batch| batch.generation == generation);
                     if still_open {
@@ -295,12 +335,13 @@ impl Producer {
             .open
             .borrow()
             .iter()
-            .flat_map(|(topic, slots)| {
-                slots
+            .flat_map(|topic| {
+                topic
+                    .slots
                     .iter()
                     .enumerate()
                     .filter(|(_, slot)| slot.is_some())
-                    .map(|(partition, _)| (topic.clone(), partition as i32))
+                    .map(|(partition, _)| (topic.name.clone(), partition as i32))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -325,16 +366,20 @@ impl Producer {
 
 /// Closes the open batch of a partition and starts sending it.
 fn dispatch(inner: &Rc<Inner>, topic: &str, partition: i32) {
-    let Some(batch) = inner
-        .open
-        .borrow_mut()
-        .get_mut(topic)
-        .and_then(|slots| slots.get_mut(partition as usize))
-        .and_then(Option::take)
-    else {
-        return;
+    let (batch, partitions) = {
+        let mut open = inner.open.borrow_mut();
+        let Some(open) = open.iter_mut().find(|open| open.name == topic) else {
+            return;
+        };
+        let Some(batch) = open
+            .slots
+            .get_mut(partition as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
+        (batch, open.partitions)
     };
-    let partitions = inner.cluster.partition_count_cached(topic).unwrap_or(1);
     inner.sticky.batch_sent(topic, partition, partitions);
     inner
         .outstanding_batches
