@@ -156,6 +156,18 @@ fn produce_and_consume_with_keys_and_every_client_codec() {
             );
         }
         assert_eq!(latest_sum as usize, sent.len());
+        // Growing the topic (regression: an empty assignment list was taken as explicit).
+        admin.create_partitions("sdk", 8).await.expect("grow");
+        assert_eq!(
+            admin
+                .describe_topic("sdk")
+                .await
+                .expect("describe")
+                .partitions
+                .len(),
+            8
+        );
+        assert!(admin.create_partitions("sdk", 8).await.is_err());
     });
 }
 

@@ -167,7 +167,8 @@ impl Admin {
             .with_timeout_ms(self.cluster.config().request_timeout_ms as i32)
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(topic_name(topic))
-                .with_count(count)]);
+                .with_count(count)
+                .with_assignments(None)]);
         let connection = self.cluster.any_connection().await?;
         let (_, response): (i16, CreatePartitionsResponse) =
             connection.call(ApiKey::CreatePartitions, &request).await?;

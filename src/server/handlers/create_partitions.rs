@@ -16,20 +16,23 @@ use super::str_bytes;
 /// Answers CreatePartitions.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: CreatePartitionsRequest = decode_body(request)?;
-    let topics = body
-        .topics
-        .iter()
-        .map(|topic| PartitionGrowth {
-            name: topic.name.0.as_str().to_string(),
-            count: topic.count,
-            assignments: topic.assignments.as_ref().map(|assignments| {
-                assignments
-                    .iter()
-                    .map(|assignment| assignment.broker_ids.iter().map(|id| id.0).collect())
-                    .collect()
-            }),
-        })
-        .collect();
+    let topics =
+        body.topics
+            .iter()
+            .map(|topic| PartitionGrowth {
+                name: topic.name.0.as_str().to_string(),
+                count: topic.count,
+                // An empty list is treated like null: place the new partitions automatically.
+                assignments: topic.assignments.as_ref().filter(|a| !a.is_empty()).map(
+                    |assignments| {
+                        assignments
+                            .iter()
+                            .map(|assignment| assignment.broker_ids.iter().map(|id| id.0).collect())
+                            .collect()
+                    },
+                ),
+            })
+            .collect();
     let outcomes = context
         .control
         .call(ControlRequest::CreatePartitions {
