@@ -367,13 +367,15 @@ pub async fn consumer_actor(
                         continue;
                     };
                     let sent = u64::from_le_bytes(stamp.try_into().unwrap_or([0; 8]));
+                    // Messages sent during the warm-up are not counted, as producers do not
+                    // count them either.
+                    if sent < warmup_end_wall {
+                        continue;
+                    }
                     counters.messages += 1;
                     counters.bytes += value.len() as u64;
-                    if sent >= warmup_end_wall {
-                        let latency_us =
-                            (now.saturating_sub(sent) / 1_000).clamp(1, LATENCY_US_MAX);
-                        let _ = counters.latency.record(latency_us);
-                    }
+                    let latency_us = (now.saturating_sub(sent) / 1_000).clamp(1, LATENCY_US_MAX);
+                    let _ = counters.latency.record(latency_us);
                 }
             }
             Err(_) => counters.borrow_mut().errors += 1,

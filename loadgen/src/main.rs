@@ -158,20 +158,17 @@ impl Aggregate {
                 entry.0.produced += interval.messages;
                 entry.0.produced_mb += interval.bytes as f64 / 1e6;
                 let _ = entry.1.add(&interval.latency);
-                if !interval.warmup {
-                    self.produced += interval.messages;
-                    self.produced_bytes += interval.bytes;
-                    let _ = self.produce.add(&interval.latency);
-                }
+                // Actors count only messages sent after the warm-up.
+                self.produced += interval.messages;
+                self.produced_bytes += interval.bytes;
+                let _ = self.produce.add(&interval.latency);
             }
             ActorKind::Consumer => {
                 entry.0.consumed += interval.messages;
                 let _ = entry.2.add(&interval.latency);
-                if !interval.warmup {
-                    self.consumed += interval.messages;
-                    self.consumed_bytes += interval.bytes;
-                    let _ = self.e2e.add(&interval.latency);
-                }
+                self.consumed += interval.messages;
+                self.consumed_bytes += interval.bytes;
+                let _ = self.e2e.add(&interval.latency);
             }
         }
     }

@@ -170,7 +170,7 @@ impl RunReport {
         let p = &self.params;
         let _ = writeln!(
             out,
-            "\nstreambus-loadgen: {} producers, {} consumers, {} B messages, acks={:?}, {:?}, rate {}, {:.1} s measured",
+            "\nstreambus-loadgen: {} producers, {} consumers, {} B messages, acks={:?}, {:?}, rate {}, {:.2} s measured",
             p.producers,
             p.consumers,
             p.message_bytes,
