@@ -44,6 +44,8 @@ pub const DEFAULT_PARTITIONS_DEFAULT: u32 = 1;
 pub const FETCH_MAX_BYTES_DEFAULT: usize = 55 << 20;
 /// The longest a fetch may wait for data, whatever `max_wait_ms` asks.
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 60_000;
+/// Kafka's `connections.max.idle.ms`: a connection with no request for this long is closed.
+pub const CONNECTION_IDLE_MS_MAX_DEFAULT: u64 = 600_000;
 /// Kafka's `log.retention.check.interval.ms`.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// The longest a control request (create, delete) waits for every shard to apply it.
@@ -195,6 +197,8 @@ pub struct BrokerConfig {
     pub connections_per_shard_max: usize,
     /// Requests of one connection handled at once.
     pub in_flight_requests_per_connection_max: usize,
+    /// A connection with nothing in flight and no request for this long is closed.
+    pub connection_idle_ms_max: u64,
     /// Bytes of recent batches each shard keeps in memory.
     pub memtable_budget_bytes_per_shard: usize,
     /// glommio I/O memory per shard.
@@ -231,6 +235,7 @@ impl Default for BrokerConfig {
             max_request_bytes: MAX_REQUEST_BYTES_DEFAULT,
             connections_per_shard_max: CONNECTIONS_PER_SHARD_MAX_DEFAULT,
             in_flight_requests_per_connection_max: IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX_DEFAULT,
+            connection_idle_ms_max: CONNECTION_IDLE_MS_MAX_DEFAULT,
             memtable_budget_bytes_per_shard: MEMTABLE_BUDGET_BYTES_PER_SHARD_DEFAULT,
             io_memory_bytes_per_shard: IO_MEMORY_BYTES_PER_SHARD_DEFAULT,
             mesh_queue_depth: MESH_QUEUE_DEPTH_DEFAULT,
@@ -327,6 +332,10 @@ impl BrokerConfig {
                 self.retention_check_interval_ms as usize,
             ),
             ("control_timeout_ms", self.control_timeout_ms as usize),
+            (
+                "connection_idle_ms_max",
+                self.connection_idle_ms_max as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

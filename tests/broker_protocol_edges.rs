@@ -533,3 +533,31 @@ fn acks_all_answers_without_waiting_for_fsync_under_the_never_policy() {
         connection.call(ApiKey::Fetch, 12, &fetch_request("lazy", 0, 0, 100));
     assert_eq!(response.responses[0].partitions[0].high_watermark, 20);
 }
+
+#[test]
+fn idle_connections_are_closed_but_long_polls_are_not_idle() {
+    let directory = tempdir();
+    let config = directory.path().join("broker.toml");
+    std::fs::write(&config, "connection_idle_ms_max = 300\n").unwrap();
+    let broker = Broker::start(
+        &directory.path().join("data"),
+        1,
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut connection = RawConnection::connect(broker.bootstrap);
+    create_topic(&mut connection, "idle", 1);
+    // A fetch that waits 1 s, longer than the idle limit: answered, not cut off.
+    let started = Instant::now();
+    let response: FetchResponse =
+        connection.call(ApiKey::Fetch, 12, &fetch_request("idle", 0, 0, 1_000));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(response.responses[0].partitions[0].error_code, 0);
+    // Then nothing: the broker closes the connection after about 300 ms.
+    let started = Instant::now();
+    assert!(connection.is_closed_by_broker());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}

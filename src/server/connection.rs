@@ -7,12 +7,13 @@
 //! `in_flight_requests_per_connection_max` requests are in flight; beyond it the reader waits,
 //! and TCP pushes back on the client.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
@@ -29,6 +30,9 @@ use crate::protocol::ProtocolError;
 use crate::shard::ShardContext;
 
 use super::dispatch::{dispatch, unsupported_api_versions};
+
+/// The shortest pause between two idle checks of a connection.
+const IDLE_CHECK_MIN: Duration = Duration::from_millis(10);
 
 /// What the writer waits for, in request order.
 enum Pending {
@@ -85,8 +89,13 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
     let stream = Rc::new(RefCell::new(stream));
     let (sender, receiver) =
         local_channel::new_bounded::<Pending>(context.config.in_flight_requests_per_connection_max);
+    // Requests read but not yet answered, and the last read or write, for the idle check.
+    let in_flight = Rc::new(Cell::new(0usize));
+    let last_activity = Rc::new(Cell::new(Instant::now()));
     let writer: JoinHandle<()> = {
         let stream = stream.clone();
+        let in_flight_writer = in_flight.clone();
+        let last_write = last_activity.clone();
         let shard = context.shard_id;
         glommio::spawn_local(async move {
             let mut output = WriteHalf(stream.clone());
@@ -95,14 +104,20 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
                     Pending::Ready(frame) => frame,
                     Pending::Handler(task) => match task.await {
                         Ok(Some(frame)) => frame,
-                        Ok(None) => continue,
+                        Ok(None) => {
+                            in_flight_writer.set(in_flight_writer.get().saturating_sub(1));
+                            continue;
+                        }
                         Err(error) => {
                             warn!(shard, ?peer, %error, "closing connection");
                             break;
                         }
                     },
                 };
-                if let Err(error) = output.write_all(&frame).await {
+                let written = output.write_all(&frame).await;
+                in_flight_writer.set(in_flight_writer.get().saturating_sub(1));
+                last_write.set(Instant::now());
+                if let Err(error) = written {
                     debug!(shard, ?peer, %error, "write failed; closing connection");
                     break;
                 }
@@ -117,15 +132,32 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
     };
     let mut input = ReadHalf(stream.clone());
     let mut frames = FrameReader::new(context.config.max_request_bytes);
+    let idle_max = Duration::from_millis(context.config.connection_idle_ms_max);
     loop {
+        // Idle means nothing in flight and nothing read or written for `idle_max`: a
+        // long-polling fetch is not idle. Checked once per `idle_max` at most.
+        let idle = async {
+            loop {
+                let quiet_for = last_activity.get().elapsed();
+                if in_flight.get() == 0 && quiet_for >= idle_max {
+                    return;
+                }
+                glommio::timer::sleep(idle_max.saturating_sub(quiet_for).max(IDLE_CHECK_MIN)).await;
+            }
+        };
         let next =
             futures_lite::future::or(async { Some(frames.next_frame(&mut input).await) }, async {
-                context.shutdown.wait().await;
+                futures_lite::future::or(context.shutdown.wait(), idle).await;
                 None
             })
             .await;
+        last_activity.set(Instant::now());
         let frame = match next {
-            None => break,
+            None if context.shutdown.is_triggered() => break,
+            None => {
+                debug!(shard = context.shard_id, ?peer, "closing idle connection");
+                break;
+            }
             Some(Ok(Some(frame))) => frame,
             Some(Ok(None)) => break,
             Some(Err(ProtocolError::Io { .. })) => break,
@@ -180,6 +212,7 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
                 break;
             }
         };
+        in_flight.set(in_flight.get() + 1);
         if sender.send(pending).await.is_err() {
             break;
         }
