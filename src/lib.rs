@@ -4,12 +4,11 @@
 //!
 //! - [`record`]: Kafka RecordBatch v2, the unit StreamBus stores. A zero-copy, validating view
 //!   ([`record::RecordBatch`]), a header decoder for scans ([`record::BatchHeader`]), a record
-//!   iterator, and a builder that encodes records into a batch.
+//!   iterator, a builder that encodes records into a batch, and record compression.
 //! - [`storage`]: the per-partition log. Segments written with O_DIRECT through glommio, sparse
 //!   offset and time indexes, a MemTable (ring of recent batches) for the hot tail under a per-shard byte
 //!   budget, group commit with the `always` / `interval` / `never` flush policies, retention, and
 //!   crash recovery.
-//!
 //! - [`config`]: broker settings (TOML file, then flags), defaults as named constants, checked
 //!   at load.
 //! - [`cluster`]: cluster metadata (topics, partition placement, topic configs) and its
@@ -19,6 +18,8 @@
 //! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
 //!   mesh and shard 0's controller; startup and shutdown.
 //! - [`server`]: listeners, connections, dispatch, and one handler per Kafka API.
+//! - [`client`]: the Rust client SDK (producer, consumer, admin) on glommio; `loadgen/` and the
+//!   tests use it, and it works against any Kafka-compatible broker.
 //!
 //! See `../shared/DESIGN.md` and `README.md` for the architecture and what has landed.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
