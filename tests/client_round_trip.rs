@@ -336,3 +336,93 @@ fn sends_retry_across_a_broker_restart_and_errors_surface() {
     restarted_sender.send(()).expect("signal");
     client.join().expect("client thread");
 }
+
+#[test]
+fn consumer_assign_by_time_and_latest_and_seek() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 1, &[]);
+    let bootstrap = broker.bootstrap_servers();
+    run(move || async move {
+        create(&bootstrap, "seek", 1).await;
+        let producer = Producer::new(ClientConfig::new(&bootstrap), ProducerConfig::default())
+            .expect("producer");
+        let base_ms = 1_700_000_000_000i64;
+        let mut deliveries = Vec::new();
+        for index in 0..50i64 {
+            let value = format!("v{index}");
+            deliveries.push(
+                producer
+                    .send(ProducerRecord {
+                        topic: "seek",
+                        partition: Some(0),
+                        value: Some(value.as_bytes()),
+                        timestamp_ms: Some(base_ms + index * 1_000),
+                        ..ProducerRecord::default()
+                    })
+                    .await
+                    .expect("send"),
+            );
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.expect("delivered");
+        }
+        let consumer = Consumer::new(ClientConfig::new(&bootstrap), ConsumerConfig::default());
+        // By time: the first record at or after base + 20.5 s is offset 21.
+        consumer
+            .assign(&[("seek", 0, OffsetSpec::Timestamp(base_ms + 20_500))])
+            .await
+            .expect("assign");
+        assert_eq!(consumer.position("seek", 0), Some(21));
+        let records = consumer
+            .poll(5, Duration::from_secs(5))
+            .await
+            .expect("poll");
+        assert_eq!(records.first().map(|r| r.offset), Some(21));
+        assert_eq!(
+            records.first().map(|r| r.timestamp_ms),
+            Some(base_ms + 21_000)
+        );
+        // Seek back: what was buffered from the old position is dropped.
+        consumer.seek("seek", 0, 3);
+        let mut offsets = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while offsets.len() < 47 && Instant::now() < deadline {
+            offsets.extend(
+                consumer
+                    .poll(100, Duration::from_millis(500))
+                    .await
+                    .expect("poll")
+                    .iter()
+                    .map(|r| r.offset),
+            );
+        }
+        assert_eq!(offsets, (3..50).collect::<Vec<i64>>());
+        // Latest: nothing until something new arrives, then exactly that.
+        let tail = Consumer::new(ClientConfig::new(&bootstrap), ConsumerConfig::default());
+        tail.assign(&[("seek", 0, OffsetSpec::Latest)])
+            .await
+            .expect("assign");
+        assert_eq!(tail.position("seek", 0), Some(50));
+        assert!(tail
+            .poll(10, Duration::from_millis(300))
+            .await
+            .expect("poll")
+            .is_empty());
+        producer
+            .send(ProducerRecord {
+                topic: "seek",
+                partition: Some(0),
+                value: Some(b"new"),
+                ..ProducerRecord::default()
+            })
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+        let records = tail.poll(10, Duration::from_secs(5)).await.expect("poll");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].offset, 50);
+        assert_eq!(records[0].value.as_deref(), Some(&b"new"[..]));
+    });
+}
