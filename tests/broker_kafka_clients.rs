@@ -475,3 +475,56 @@ fn offsets_by_time_earliest_and_latest() {
     // Later than every record: Kafka answers -1, which librdkafka shows as End.
     assert_eq!(found.elements()[0].offset(), Offset::End);
 }
+
+#[test]
+fn a_changed_shard_count_moves_orphaned_partitions_and_keeps_their_data() {
+    let directory = tempdir();
+    let data_dir = directory.path().join("data");
+    let mut broker = Broker::start(&data_dir, 2, &[]);
+    create_topic(&broker, "moved", 4, &[]);
+    let produced = produce(&broker, "moved", "all", "none", 400, "before");
+    broker.stop();
+    // One shard now: the partitions shard 1 owned move to shard 0, logged, with their data.
+    let mut broker = Broker::start(&data_dir, 1, &[]);
+    let reader = consumer(&broker);
+    let metadata = reader
+        .fetch_metadata(Some("moved"), TIMEOUT)
+        .expect("metadata");
+    assert!(metadata.topics()[0]
+        .partitions()
+        .iter()
+        .all(|p| p.leader() == 0));
+    drop(reader);
+    assert_eq!(
+        consume(&broker, "moved", 4, produced.len()).len(),
+        produced.len()
+    );
+    assert!(
+        broker.log().contains("partition moved to another shard"),
+        "{}",
+        broker.log()
+    );
+    broker.stop();
+    // Back to two shards: nothing moves silently; new partitions go to the emptier shard.
+    let broker = Broker::start(&data_dir, 2, &[]);
+    let reader = consumer(&broker);
+    let metadata = reader
+        .fetch_metadata(Some("moved"), TIMEOUT)
+        .expect("metadata");
+    assert!(metadata.topics()[0]
+        .partitions()
+        .iter()
+        .all(|p| p.leader() == 0));
+    create_topic(&broker, "fresh", 2, &[]);
+    let metadata = reader
+        .fetch_metadata(Some("fresh"), TIMEOUT)
+        .expect("metadata");
+    assert!(metadata.topics()[0]
+        .partitions()
+        .iter()
+        .all(|p| p.leader() == 1));
+    assert_eq!(
+        consume(&broker, "moved", 4, produced.len()).len(),
+        produced.len()
+    );
+}
