@@ -9,7 +9,7 @@ use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
 use crate::shard::ShardContext;
 
-use super::str_bytes;
+use super::{shard_brokers, str_bytes};
 
 /// Kafka's value for "authorized operations not requested".
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -18,12 +18,12 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: DescribeClusterRequest = decode_body(request)?;
     let metadata = context.metadata();
-    let brokers = (0..context.shard_count)
-        .map(|shard| {
+    let brokers = shard_brokers(context)
+        .map(|(broker_id, host, port)| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(shard as i32))
-                .with_host(str_bytes(context.advertised_host.clone()))
-                .with_port(i32::from(context.shard_port(shard)))
+                .with_broker_id(broker_id)
+                .with_host(host)
+                .with_port(port)
         })
         .collect();
     let mut response = DescribeClusterResponse::default()

@@ -16,7 +16,7 @@ use crate::protocol::ProtocolError;
 use crate::shard::{ControlRequest, ShardContext};
 
 use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
-use super::str_bytes;
+use super::{shard_brokers, str_bytes};
 
 /// Topics one Metadata request may name; more is refused as malformed.
 pub const METADATA_REQUEST_TOPICS_MAX: usize = 100_000;
@@ -70,12 +70,12 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
         }
         _ => snapshot,
     };
-    let brokers = (0..context.shard_count)
-        .map(|shard| {
+    let brokers = shard_brokers(context)
+        .map(|(node_id, host, port)| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(shard as i32))
-                .with_host(str_bytes(context.advertised_host.clone()))
-                .with_port(i32::from(context.shard_port(shard)))
+                .with_node_id(node_id)
+                .with_host(host)
+                .with_port(port)
         })
         .collect();
     let names: Vec<String> = match requested {

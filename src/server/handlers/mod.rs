@@ -13,6 +13,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -30,6 +31,19 @@ pub fn storage_error_code(error: &StorageError) -> ResponseError {
         StorageError::Closed { .. } => ResponseError::NotLeaderOrFollower,
         _ => ResponseError::KafkaStorageError,
     }
+}
+
+/// Every shard as a Kafka broker: node id, advertised host, its own port.
+pub fn shard_brokers(
+    context: &crate::shard::ShardContext,
+) -> impl Iterator<Item = (BrokerId, StrBytes, i32)> + '_ {
+    (0..context.shard_count).map(|shard| {
+        (
+            BrokerId(shard as i32),
+            str_bytes(context.advertised_host.clone()),
+            i32::from(context.shard_port(shard)),
+        )
+    })
 }
 
 /// A `StrBytes` from a `String`.
