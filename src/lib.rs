@@ -18,6 +18,7 @@
 //! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
 //!   mesh and shard 0's controller; startup and shutdown.
 //! - [`server`]: listeners, connections, dispatch, and one handler per Kafka API.
+//! - [`net`]: a glommio `TcpStream` split into read and write halves (server and client).
 //! - [`client`]: the Rust client SDK (producer, consumer, admin) on glommio; `loadgen/` and the
 //!   tests use it, and it works against any Kafka-compatible broker.
 //!
@@ -28,6 +29,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod net;
 pub mod protocol;
 pub mod record;
 pub mod server;

@@ -4,13 +4,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -20,6 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 
+use crate::net::{split, ReadHalf, WriteHalf};
 use crate::protocol::frame::FrameReader;
 
 use super::error::{ClientError, ClientResult};
@@ -45,35 +44,6 @@ struct Pending {
     reply: LocalSender<ClientResult<Bytes>>,
 }
 
-struct ReadHalf(Rc<RefCell<TcpStream>>);
-struct WriteHalf(Rc<RefCell<TcpStream>>);
-
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(context, buffer)
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(context, buffer)
-    }
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(context)
-    }
-    fn poll_close(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_close(context)
-    }
-}
-
 /// A connection to one broker. Cloning gives another handle to it.
 #[derive(Clone)]
 pub struct Connection {
@@ -83,7 +53,7 @@ pub struct Connection {
 struct Inner {
     address: String,
     client_id: StrBytes,
-    writer: RefCell<WriteHalf>,
+    writer: WriteHalf,
     /// Held while a frame is written, so frames never interleave and pending order matches
     /// the wire.
     write_lock: Semaphore,
@@ -105,11 +75,11 @@ impl Connection {
             .await
             .map_err(|error| connect_error(error.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let stream = Rc::new(RefCell::new(stream));
+        let (input, output) = split(stream);
         let inner = Rc::new(Inner {
             address: address.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
-            writer: RefCell::new(WriteHalf(stream.clone())),
+            writer: output,
             write_lock: Semaphore::new(1),
             pending: RefCell::new(VecDeque::new()),
             next_correlation_id: Cell::new(1),
@@ -117,7 +87,7 @@ impl Connection {
             failed: RefCell::new(None),
             timeout,
         });
-        glommio::spawn_local(read_loop(Rc::downgrade(&inner), ReadHalf(stream))).detach();
+        glommio::spawn_local(read_loop(Rc::downgrade(&inner), input)).detach();
         let connection = Self { inner };
         connection.negotiate().await?;
         Ok(connection)
@@ -296,7 +266,7 @@ impl Connection {
     }
 
     async fn write(&self, frame: &[u8]) -> ClientResult<()> {
-        let mut writer = WriteHalf(self.inner.writer.borrow().0.clone());
+        let mut writer = self.inner.writer.share();
         if let Err(error) = writer.write_all(frame).await {
             self.fail(error.to_string());
             return Err(self.connection_error());
@@ -332,14 +302,7 @@ fn fail(inner: &Inner, reason: String) {
         }));
     }
     // Wake the reader if it is blocked in a read.
-    let stream = inner.writer.borrow().0.clone();
-    let _ = stream.try_borrow().map(|stream| {
-        use std::os::fd::AsRawFd;
-        // SAFETY: shutdown(2) on a descriptor the stream owns and keeps open.
-        unsafe {
-            libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
-        }
-    });
+    inner.writer.shutdown_both();
 }
 
 async fn read_loop(inner: std::rc::Weak<Inner>, mut input: ReadHalf) {

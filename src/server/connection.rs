@@ -7,22 +7,20 @@
 //! `in_flight_requests_per_connection_max` requests are in flight; beyond it the reader waits,
 //! and TCP pushes back on the client.
 
-use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
 use tracing::{debug, warn};
 
+use crate::net::split;
 use crate::protocol::frame::FrameReader;
 use crate::protocol::header::{parse_request, read_prefix};
 use crate::protocol::response::api_name;
@@ -43,62 +41,23 @@ enum Pending {
     Ready(BytesMut),
 }
 
-/// The read half: borrows the shared stream only inside each poll, never across an await,
-/// so the reader and the writer (tasks on the same thread) never hold it at once.
-struct ReadHalf(Rc<RefCell<TcpStream>>);
-/// The write half, borrowing the same way.
-struct WriteHalf(Rc<RefCell<TcpStream>>);
-
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut stream = self.0.borrow_mut();
-        Pin::new(&mut *stream).poll_read(context, buffer)
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut stream = self.0.borrow_mut();
-        Pin::new(&mut *stream).poll_write(context, buffer)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let mut stream = self.0.borrow_mut();
-        Pin::new(&mut *stream).poll_flush(context)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let mut stream = self.0.borrow_mut();
-        Pin::new(&mut *stream).poll_close(context)
-    }
-}
-
 /// Serves one connection until the client closes it, it breaks the protocol, or the shard
 /// stops (then requests already read are still answered).
 pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let stream = Rc::new(RefCell::new(stream));
+    let (mut input, output) = split(stream);
     let (sender, receiver) =
         local_channel::new_bounded::<Pending>(context.config.in_flight_requests_per_connection_max);
     // Requests read but not yet answered, and the last read or write, for the idle check.
     let in_flight = Rc::new(Cell::new(0usize));
     let last_activity = Rc::new(Cell::new(Instant::now()));
     let writer: JoinHandle<()> = {
-        let stream = stream.clone();
+        let mut output = output.share();
         let in_flight_writer = in_flight.clone();
         let last_write = last_activity.clone();
         let shard = context.shard_id;
         glommio::spawn_local(async move {
-            let mut output = WriteHalf(stream.clone());
             while let Some(pending) = receiver.recv().await {
                 let frame = match pending {
                     Pending::Ready(frame) => frame,
@@ -123,14 +82,10 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
                 }
             }
             // Wake the reader if it is blocked in a read: the connection is over.
-            // SAFETY: shutdown(2) on a descriptor this stream owns and keeps open.
-            unsafe {
-                libc::shutdown(stream.borrow().as_raw_fd(), libc::SHUT_RDWR);
-            }
+            output.shutdown_both();
         })
         .detach()
     };
-    let mut input = ReadHalf(stream.clone());
     let mut frames = FrameReader::new(context.config.max_request_bytes);
     let idle_max = Duration::from_millis(context.config.connection_idle_ms_max);
     loop {
@@ -220,5 +175,6 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
     // Let the writer answer everything already read, then end.
     drop(sender);
     let _ = writer.await;
-    let _ = WriteHalf(stream).close().await;
+    let mut output = output;
+    let _ = output.close().await;
 }
