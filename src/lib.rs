@@ -18,6 +18,7 @@
 //! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
 //!   mesh and shard 0's controller; startup and shutdown.
 //! - [`server`]: listeners, connections, dispatch, and one handler per Kafka API.
+//! - [`wake`]: a de-duplicated list of waiting tasks, shared by the shard and the client.
 //! - [`net`]: a glommio `TcpStream` split into read and write halves (server and client).
 //! - [`client`]: the Rust client SDK (producer, consumer, admin) on glommio; `loadgen/` and the
 //!   tests use it, and it works against any Kafka-compatible broker.
@@ -35,3 +36,4 @@ pub mod record;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod wake;

@@ -561,3 +561,34 @@ fn idle_connections_are_closed_but_long_polls_are_not_idle() {
         "{waited:?}"
     );
 }
+
+#[test]
+fn a_control_request_over_the_topic_limit_answers_every_topic() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let mut connection = RawConnection::connect(broker.bootstrap);
+    let topics: Vec<CreatableTopic> = (0..10_001)
+        .map(|index| {
+            CreatableTopic::default()
+                .with_name(topic_name(&format!("many-{index}")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+        })
+        .collect();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(topics);
+    let response: CreateTopicsResponse = connection.call(ApiKey::CreateTopics, 7, &request);
+    assert_eq!(response.topics.len(), 10_001);
+    assert!(response
+        .topics
+        .iter()
+        .all(|topic| topic.error_code == ResponseError::InvalidRequest.code()));
+    // Nothing was created.
+    let metadata: MetadataResponse = connection.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert!(metadata.topics.is_empty());
+}

@@ -110,15 +110,11 @@ impl Admin {
             .topics
             .iter()
             .map(|result| {
-                ClientError::from_code(
+                ClientError::check(
                     format!("create topic {}", result.name.0.as_str()),
                     result.error_code,
-                    result
-                        .error_message
-                        .as_ref()
-                        .map(|m| m.as_str().to_string()),
+                    result.error_message.as_deref(),
                 )
-                .map_or(Ok(()), Err)
             })
             .collect())
     }
@@ -148,15 +144,11 @@ impl Admin {
             .iter()
             .map(|result| {
                 let name = result.name.as_ref().map_or("?", |n| n.0.as_str());
-                ClientError::from_code(
+                ClientError::check(
                     format!("delete topic {name}"),
                     result.error_code,
-                    result
-                        .error_message
-                        .as_ref()
-                        .map(|m| m.as_str().to_string()),
+                    result.error_message.as_deref(),
                 )
-                .map_or(Ok(()), Err)
             })
             .collect())
     }
@@ -174,15 +166,11 @@ impl Admin {
             connection.call(ApiKey::CreatePartitions, &request).await?;
         self.cluster.invalidate(topic);
         match response.results.first() {
-            Some(result) => ClientError::from_code(
+            Some(result) => ClientError::check(
                 format!("create partitions of {topic}"),
                 result.error_code,
-                result
-                    .error_message
-                    .as_ref()
-                    .map(|m| m.as_str().to_string()),
-            )
-            .map_or(Ok(()), Err),
+                result.error_message.as_deref(),
+            ),
             None => Err(ClientError::Protocol {
                 address: connection.address().to_string(),
                 reason: "CreatePartitions response without the topic".into(),

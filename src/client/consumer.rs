@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::record::compression::decompress;
 use crate::record::{BatchHeader, Compression, RecordIter, BATCH_HEADER_BYTES};
+use crate::wake::WakerSet;
 
 use super::admin::{list_offset, OffsetSpec};
 use super::cluster::Cluster;
@@ -67,8 +68,8 @@ struct Inner {
     ready: RefCell<VecDeque<ConsumerRecord>>,
     errors: RefCell<VecDeque<ClientError>>,
     loops: RefCell<HashSet<i32>>,
-    readers: RefCell<Vec<Waker>>,
-    fetchers: RefCell<Vec<Waker>>,
+    readers: WakerSet,
+    fetchers: WakerSet,
     closed: Cell<bool>,
 }
 
@@ -83,8 +84,8 @@ impl Consumer {
                 ready: RefCell::new(VecDeque::new()),
                 errors: RefCell::new(VecDeque::new()),
                 loops: RefCell::new(HashSet::new()),
-                readers: RefCell::new(Vec::new()),
-                fetchers: RefCell::new(Vec::new()),
+                readers: WakerSet::default(),
+                fetchers: WakerSet::default(),
                 closed: Cell::new(false),
             }),
         }
@@ -140,7 +141,7 @@ impl Consumer {
             if !inner.ready.borrow().is_empty() || !inner.errors.borrow().is_empty() {
                 return Poll::Ready(());
             }
-            inner.readers.borrow_mut().push(context.waker().clone());
+            inner.readers.register(context.waker());
             Poll::Pending
         });
         let _ = glommio::timer::timeout(timeout, async {
@@ -155,9 +156,7 @@ impl Consumer {
         let count = max_records.min(ready.len());
         let records: Vec<ConsumerRecord> = ready.drain(..count).collect();
         drop(ready);
-        for waker in inner.fetchers.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        inner.fetchers.wake_all();
         Ok(records)
     }
 
@@ -193,9 +192,7 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.inner.closed.set(true);
-        for waker in self.inner.fetchers.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        self.inner.fetchers.wake_all();
     }
 }
 
@@ -213,7 +210,7 @@ async fn fetch_loop(weak: std::rc::Weak<Inner>, leader: i32) {
                 {
                     return Poll::Ready(());
                 }
-                inner.fetchers.borrow_mut().push(context.waker().clone());
+                inner.fetchers.register(context.waker());
                 Poll::Pending
             })
             .await;
@@ -240,9 +237,7 @@ async fn fetch_loop(weak: std::rc::Weak<Inner>, leader: i32) {
             Err(error) => {
                 let retriable = error.is_retriable();
                 inner.errors.borrow_mut().push_back(error);
-                for waker in inner.readers.borrow_mut().drain(..) {
-                    waker.wake();
-                }
+                inner.readers.wake_all();
                 if retriable {
                     for (topic, _, _, _) in &wanted {
                         inner.cluster.invalidate(topic);
@@ -333,9 +328,7 @@ async fn fetch_once(
             inner.ready.borrow_mut().extend(decoded);
         }
     }
-    for waker in inner.readers.borrow_mut().drain(..) {
-        waker.wake();
-    }
+    inner.readers.wake_all();
     match first_error {
         Some(error) => Err(error),
         None => Ok(()),

@@ -101,6 +101,14 @@ impl ClientError {
         })
     }
 
+    /// `Ok` for code 0, else the broker error with its message.
+    pub fn check(context: impl Into<String>, code: i16, message: Option<&str>) -> ClientResult<()> {
+        match Self::from_code(context, code, message.map(str::to_string)) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
     /// Whether retrying (after a metadata refresh) may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use crate::record::{Header, Record, RecordBatchBuilder};
+use crate::wake::WakerSet;
 
 use super::cluster::Cluster;
 use super::config::{Acks, ClientConfig, ProducerConfig};
@@ -62,16 +63,14 @@ pub struct RecordMetadata {
 struct Completion {
     result: RefCell<Option<ClientResult<i64>>>,
     completed_at: Cell<Option<Instant>>,
-    wakers: RefCell<Vec<Waker>>,
+    wakers: WakerSet,
 }
 
 impl Completion {
     fn complete(&self, result: ClientResult<i64>) {
         self.completed_at.set(Some(Instant::now()));
         *self.result.borrow_mut() = Some(result);
-        for waker in self.wakers.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        self.wakers.wake_all();
     }
 }
 
@@ -109,10 +108,7 @@ impl Future for DeliveryFuture {
             Some(Err(error)) => return Poll::Ready(Err(error.clone())),
             None => {}
         }
-        self.completion
-            .wakers
-            .borrow_mut()
-            .push(context.waker().clone());
+        self.completion.wakers.register(context.waker());
         Poll::Pending
     }
 }
@@ -146,7 +142,7 @@ struct Inner {
     sticky: StickyPartitioner,
     buffered_bytes: Cell<usize>,
     outstanding_batches: Cell<usize>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WakerSet,
     in_flight: RefCell<HashMap<i32, Rc<Semaphore>>>,
     next_generation: Cell<u64>,
 }
@@ -179,7 +175,7 @@ impl Producer {
                 sticky: StickyPartitioner::default(),
                 buffered_bytes: Cell::new(0),
                 outstanding_batches: Cell::new(0),
-                waiters: RefCell::new(Vec::new()),
+                waiters: WakerSet::default(),
                 in_flight: RefCell::new(HashMap::new()),
                 next_generation: Cell::new(1),
             }),
@@ -210,7 +206,7 @@ impl Producer {
                 {
                     return Poll::Ready(());
                 }
-                inner.waiters.borrow_mut().push(context.waker().clone());
+                inner.waiters.register(context.waker());
                 Poll::Pending
             })
             .await;
@@ -352,7 +348,7 @@ impl Producer {
             if inner.outstanding_batches.get() == 0 {
                 return Poll::Ready(());
             }
-            inner.waiters.borrow_mut().push(context.waker().clone());
+            inner.waiters.register(context.waker());
             Poll::Pending
         })
         .await;
@@ -402,9 +398,7 @@ fn dispatch(inner: &Rc<Inner>, topic: &str, partition: i32) {
         inner
             .outstanding_batches
             .set(inner.outstanding_batches.get().saturating_sub(1));
-        for waker in inner.waiters.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        inner.waiters.wake_all();
     })
     .detach();
 }
@@ -473,15 +467,10 @@ async fn send_once(
             address: connection.address().to_string(),
             reason: "produce response without the partition".into(),
         })?;
-    if let Some(error) = ClientError::from_code(
+    ClientError::check(
         format!("produce to {topic}-{partition}"),
         answer.error_code,
-        answer
-            .error_message
-            .as_ref()
-            .map(|m| m.as_str().to_string()),
-    ) {
-        return Err(error);
-    }
+        answer.error_message.as_deref(),
+    )?;
     Ok(answer.base_offset)
 }

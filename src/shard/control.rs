@@ -15,7 +15,7 @@ use std::future::poll_fn;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::cluster::store::MetadataStore;
 use crate::cluster::{topic_name_problem, ClusterMetadata, TopicConfigs, TopicMetadata};
+use crate::wake::WakerSet;
 
 use super::mesh::{Mesh, MeshMessage};
 use super::ShardContext;
@@ -248,7 +249,7 @@ pub struct Controller {
     metadata: RefCell<ClusterMetadata>,
     /// The last snapshot version each shard has applied.
     applied: RefCell<Vec<u64>>,
-    applied_waiters: RefCell<Vec<Waker>>,
+    applied_waiters: WakerSet,
     queue: Rc<LocalSender<QueuedRequest>>,
 }
 
@@ -299,7 +300,7 @@ impl Controller {
         let (sender, receiver) = queue;
         let controller = Rc::new(Self {
             applied: RefCell::new(vec![0; context.shard_count as usize]),
-            applied_waiters: RefCell::new(Vec::new()),
+            applied_waiters: WakerSet::default(),
             context,
             store,
             metadata: RefCell::new(metadata),
@@ -351,9 +352,7 @@ impl Controller {
         if let Some(slot) = self.applied.borrow_mut().get_mut(shard as usize) {
             *slot = (*slot).max(version);
         }
-        for waker in std::mem::take(&mut *self.applied_waiters.borrow_mut()) {
-            waker.wake();
-        }
+        self.applied_waiters.wake_all();
     }
 
     async fn serve(self: Rc<Self>, queue: LocalReceiver<QueuedRequest>) {
@@ -381,6 +380,24 @@ impl Controller {
     }
 
     async fn handle(&self, request: ControlRequest) -> ControlResponse {
+        // Every topic gets an answer: a request over the limit is refused whole rather than
+        // cut short, so no topic is silently left out of the response.
+        let names = request_topic_names(&request);
+        if names.len() > CONTROL_REQUEST_TOPICS_MAX {
+            return names
+                .iter()
+                .map(|name| {
+                    TopicOutcome::error(
+                        name,
+                        ResponseError::InvalidRequest,
+                        format!(
+                            "{} topics in one request; at most {CONTROL_REQUEST_TOPICS_MAX}",
+                            names.len()
+                        ),
+                    )
+                })
+                .collect();
+        }
         let mut next = self.metadata.borrow().clone();
         let (outcomes, validate_only) = match &request {
             ControlRequest::CreateTopics {
@@ -437,9 +454,7 @@ impl Controller {
             {
                 return Poll::Ready(());
             }
-            self.applied_waiters
-                .borrow_mut()
-                .push(context.waker().clone());
+            self.applied_waiters.register(context.waker());
             Poll::Pending
         });
         let timeout = Duration::from_millis(self.context.config.control_timeout_ms);
@@ -477,7 +492,6 @@ impl Controller {
             .collect();
         topics
             .iter()
-            .take(CONTROL_REQUEST_TOPICS_MAX)
             .map(|topic| {
                 if duplicates.contains(topic.name.as_str()) {
                     return TopicOutcome::error(
@@ -587,7 +601,6 @@ impl Controller {
     fn auto_create(&self, next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
         names
             .iter()
-            .take(CONTROL_REQUEST_TOPICS_MAX)
             .map(|name| {
                 if next.topics.contains_key(name) {
                     return TopicOutcome::ok(name);
@@ -617,7 +630,6 @@ impl Controller {
     ) -> ControlResponse {
         topics
             .iter()
-            .take(CONTROL_REQUEST_TOPICS_MAX)
             .map(|growth| {
                 let name = growth.name.as_str();
                 let Some(current) = next.topics.get(name).map(|t| t.partition_shards.len()) else {
@@ -683,7 +695,6 @@ impl Controller {
 fn delete_topics(next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
     names
         .iter()
-        .take(CONTROL_REQUEST_TOPICS_MAX)
         .map(|name| {
             if next.topics.remove(name).is_some() {
                 info!(topic = %name, "topic deleted");

@@ -1,24 +1,24 @@
 //! A shard-local event that happens once (shutdown starts, the first metadata arrives),
 //! awaited by any number of tasks.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::task::Poll;
+
+use crate::wake::WakerSet;
 
 /// Set once; every waiter wakes.
 #[derive(Default)]
 pub struct Event {
     triggered: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WakerSet,
 }
 
 impl Event {
     /// Sets the event and wakes everyone waiting for it.
     pub fn trigger(&self) {
         self.triggered.set(true);
-        for waker in std::mem::take(&mut *self.waiters.borrow_mut()) {
-            waker.wake();
-        }
+        self.waiters.wake_all();
     }
 
     /// Whether the event is set.
@@ -32,10 +32,7 @@ impl Event {
             if self.triggered.get() {
                 return Poll::Ready(());
             }
-            let mut waiters = self.waiters.borrow_mut();
-            if !waiters.iter().any(|waker| waker.will_wake(context.waker())) {
-                waiters.push(context.waker().clone());
-            }
+            self.waiters.register(context.waker());
             Poll::Pending
         })
         .await
