@@ -8,6 +8,11 @@
 //! the CRC check every append does), on the same core, as in the broker.
 //!
 //! `GROUP_COMMIT_SECONDS` sets the run length per point (default 3).
+//!
+//! Retention runs every [`RETENTION_PERIOD_MS`] during the run, as a broker's retention loop
+//! would (faster, so that the short run reaches a steady state): segments past
+//! `retention_bytes` are deleted and, with `recycled_segments_max` > 0, their files are reused
+//! by new segments. `GROUP_COMMIT_RECYCLED_MAX=0` measures fresh segment files only.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -20,6 +25,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 use streambus::record::{Record, RecordBatch, RecordBatchBuilder};
 use streambus::storage::{FlushPolicy, LogConfig, MemTableBudget, PartitionLog};
+
+/// Period of the retention pass during a run.
+const RETENTION_PERIOD_MS: u64 = 100;
+/// Warm-up before measuring: long enough to write past `retention_bytes` once, so that the
+/// measurement sees the steady state (segments deleted and their files reused).
+const WARMUP_MS: u64 = 1500;
 
 fn template(batch_bytes: usize) -> RecordBatch {
     let records = (batch_bytes / 1024).max(1);
@@ -44,6 +55,12 @@ struct Point {
     appends_per_second: f64,
     fdatasyncs: u64,
     appends: u64,
+    rolls: u64,
+    segments_recycled: u64,
+    /// Per flush cycle: microseconds in total, waiting for writes, waiting for fdatasync.
+    cycle_us: f64,
+    write_wait_us: f64,
+    fdatasync_wait_us: f64,
     p50_us: u64,
     p99_us: u64,
     p999_us: u64,
@@ -54,26 +71,43 @@ struct ShardRun {
     bytes: u64,
     appends: u64,
     fdatasyncs: u64,
+    segments_recycled: u64,
+    rolls: u64,
+    flush_cycles: u64,
+    write_wait_us: u64,
+    fdatasync_wait_us: u64,
     seconds: f64,
     histogram: Histogram<u64>,
     batch_bytes: usize,
 }
 
-async fn measure(
-    root: PathBuf,
+/// What one shard runs for one point of the curve.
+#[derive(Clone, Copy)]
+struct ShardSettings {
     shard: usize,
     appenders: usize,
     batch_bytes: usize,
     seconds: u64,
     write_buffer_bytes: usize,
-    start_together: Arc<Barrier>,
-) -> ShardRun {
+    recycled_segments_max: usize,
+}
+
+async fn measure(root: PathBuf, settings: ShardSettings, start_together: Arc<Barrier>) -> ShardRun {
+    let ShardSettings {
+        shard,
+        appenders,
+        batch_bytes,
+        seconds,
+        write_buffer_bytes,
+        recycled_segments_max,
+    } = settings;
     let directory = root.join(format!("gc-{shard}-{appenders}-{batch_bytes}"));
     let config = LogConfig {
         flush_policy: FlushPolicy::Always,
         segment_bytes: 256 << 20,
         retention_bytes: Some(768 << 20),
         write_buffer_bytes,
+        recycled_segments_max,
         ..LogConfig::default()
     };
     let log = PartitionLog::open(&directory, config, MemTableBudget::new(64 << 20))
@@ -86,7 +120,7 @@ async fn measure(
     start_together.wait();
     // Warm up for half a second, then measure.
     for (phase, duration) in [
-        ("warmup", Duration::from_millis(500)),
+        ("warmup", Duration::from_millis(WARMUP_MS)),
         ("measure", Duration::from_secs(seconds)),
     ] {
         histogram.borrow_mut().reset();
@@ -110,9 +144,20 @@ async fn measure(
                 }
             }));
         }
+        let retention = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                // Bounded by the deadline.
+                while Instant::now() < deadline {
+                    glommio::timer::sleep(Duration::from_millis(RETENTION_PERIOD_MS)).await;
+                    log.apply_retention(i64::MAX).await.expect("retention");
+                }
+            })
+        };
         for task in tasks {
             task.await;
         }
+        retention.await;
         let elapsed = started.elapsed().as_secs_f64();
         let after = log.stats();
         log.apply_retention(i64::MAX).await.expect("retention");
@@ -124,6 +169,11 @@ async fn measure(
                 bytes: after.bytes_appended - before.bytes_appended,
                 appends: after.appends - before.appends,
                 fdatasyncs: after.fdatasyncs - before.fdatasyncs,
+                segments_recycled: after.segments_recycled - before.segments_recycled,
+                flush_cycles: after.flush_cycles - before.flush_cycles,
+                write_wait_us: after.write_wait_us - before.write_wait_us,
+                fdatasync_wait_us: after.fdatasync_wait_us - before.fdatasync_wait_us,
+                rolls: after.rolls - before.rolls,
                 seconds: elapsed,
                 histogram,
                 batch_bytes: template.len(),
@@ -170,6 +220,10 @@ fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1);
+    let recycled_segments_max: usize = std::env::var("GROUP_COMMIT_RECYCLED_MAX")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(streambus::storage::RECYCLED_SEGMENTS_MAX_DEFAULT);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut points = Vec::new();
     for &(appenders, batch_bytes) in &selected {
@@ -187,16 +241,15 @@ fn main() {
                     LocalExecutorBuilder::new(Placement::Fixed(core))
                         .io_memory(64 << 20)
                         .spawn(move || async move {
-                            measure(
-                                root,
+                            let settings = ShardSettings {
                                 shard,
-                                (appenders / shards).max(1),
+                                appenders: (appenders / shards).max(1),
                                 batch_bytes,
                                 seconds,
                                 write_buffer_bytes,
-                                start_together,
-                            )
-                            .await
+                                recycled_segments_max,
+                            };
+                            measure(root, settings, start_together).await
                         })
                         .expect("start executor (ulimit -l unlimited?)")
                 })
@@ -211,6 +264,7 @@ fn main() {
             }
             let seconds = runs.iter().map(|run| run.seconds).fold(0.0, f64::max);
             let appends: u64 = runs.iter().map(|run| run.appends).sum();
+            let cycles = runs.iter().map(|run| run.flush_cycles).sum::<u64>().max(1);
             points.push((
                 write_buffer_bytes,
                 Point {
@@ -222,6 +276,14 @@ fn main() {
                     appends_per_second: appends as f64 / seconds,
                     fdatasyncs: runs.iter().map(|run| run.fdatasyncs).sum(),
                     appends,
+                    rolls: runs.iter().map(|run| run.rolls).sum(),
+                    segments_recycled: runs.iter().map(|run| run.segments_recycled).sum(),
+                    cycle_us: seconds * 1e6 * shards as f64 / cycles as f64,
+                    write_wait_us: runs.iter().map(|run| run.write_wait_us).sum::<u64>() as f64
+                        / cycles as f64,
+                    fdatasync_wait_us: runs.iter().map(|run| run.fdatasync_wait_us).sum::<u64>()
+                        as f64
+                        / cycles as f64,
                     p50_us: histogram.value_at_quantile(0.50),
                     p99_us: histogram.value_at_quantile(0.99),
                     p999_us: histogram.value_at_quantile(0.999),
@@ -230,7 +292,7 @@ fn main() {
         }
     }
     println!(
-        "{:>6} {:>9} {:>8} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8}",
+        "{:>6} {:>9} {:>8} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>8} {:>8} {:>15} {:>22}",
         "shards",
         "appenders",
         "batch_B",
@@ -241,11 +303,13 @@ fn main() {
         "appends/sync",
         "p50_us",
         "p99_us",
-        "p999_us"
+        "p999_us",
+        "rolls/recycled",
+        "cycle/write/sync_us"
     );
     for (write_buffer_bytes, point) in points {
         println!(
-            "{:>6} {:>9} {:>8} {:>9} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8}",
+            "{:>6} {:>9} {:>8} {:>9} {:>10.1} {:>11.0} {:>11} {:>12.1} {:>8} {:>8} {:>8} {:>15} {:>22}",
             point.shards,
             point.appenders,
             point.batch_bytes,
@@ -256,7 +320,12 @@ fn main() {
             point.appends as f64 / point.fdatasyncs.max(1) as f64,
             point.p50_us,
             point.p99_us,
-            point.p999_us
+            point.p999_us,
+            format!("{}/{}", point.rolls, point.segments_recycled),
+            format!(
+                "{:.0}/{:.0}/{:.0}",
+                point.cycle_us, point.write_wait_us, point.fdatasync_wait_us
+            )
         );
     }
 }

@@ -11,8 +11,8 @@ use thiserror::Error;
 use crate::record::TimestampType;
 use crate::storage::{
     FlushPolicy, LogConfig, BATCH_BYTES_MAX_DEFAULT, FLUSH_INTERVAL_MS_DEFAULT,
-    INDEX_INTERVAL_BYTES_DEFAULT, RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX,
-    SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    INDEX_INTERVAL_BYTES_DEFAULT, RECYCLED_SEGMENTS_MAX_DEFAULT, RETENTION_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
 };
 
 /// Where data lives unless told otherwise.
@@ -114,6 +114,9 @@ pub struct LogDefaults {
     pub message_max_bytes: usize,
     /// Kafka's `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
     pub message_timestamp_type: String,
+    /// Segment files each partition keeps for reuse after retention deleted them (0: delete at
+    /// once). New segments overwrite them, which makes durable appends cheaper.
+    pub recycled_segments_max: usize,
 }
 
 impl Default for LogDefaults {
@@ -128,6 +131,7 @@ impl Default for LogDefaults {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             message_max_bytes: BATCH_BYTES_MAX_DEFAULT,
             message_timestamp_type: "CreateTime".into(),
+            recycled_segments_max: RECYCLED_SEGMENTS_MAX_DEFAULT,
         }
     }
 }
@@ -160,6 +164,7 @@ impl LogDefaults {
             flush_policy: self.flush_policy(),
             batch_bytes_max: self.message_max_bytes,
             timestamp_type: self.timestamp_type().unwrap_or(TimestampType::CreateTime),
+            recycled_segments_max: self.recycled_segments_max,
             ..LogConfig::default()
         }
     }

@@ -21,13 +21,13 @@
 //! crash could take back. Under `interval` and `never` it is the log end offset, as in Kafka.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use glommio::io::DmaFile;
@@ -45,8 +45,8 @@ use super::memtable::{MemTable, MemTableBudget};
 use super::offset_index::OffsetIndex;
 use super::recovery::{is_zero_padding, scan_segment, RecoveryCut, RecoveryReport};
 use super::segment::{
-    align_down, parse_log_file_name, read_batches, read_first_header, Segment, SegmentPaths,
-    SegmentState, WriteBuffer,
+    align_down, parse_log_file_name, parse_recyclable_file_name, read_batches, read_first_header,
+    recyclable_path, Segment, SegmentPaths, SegmentState, WriteBuffer, RECYCLED_MARKER_SUFFIX,
 };
 use super::time_index::TimeIndex;
 
@@ -116,8 +116,15 @@ pub struct LogStats {
     pub fdatasyncs: u64,
     /// Flush cycles the flusher ran.
     pub flush_cycles: u64,
+    /// Microseconds the flusher waited for segment writes (from submitting a cycle's writes to
+    /// the last one completing).
+    pub write_wait_us: u64,
+    /// Microseconds the flusher waited for fdatasync calls.
+    pub fdatasync_wait_us: u64,
     /// Segments rolled.
     pub rolls: u64,
+    /// New segment files that reused a file retention had deleted.
+    pub segments_recycled: u64,
 }
 
 type Clock = Rc<dyn Fn() -> i64>;
@@ -166,6 +173,9 @@ struct LogState {
     staged_bytes: usize,
     /// Files written since their last fdatasync.
     unsynced_files: Vec<Rc<DmaFile>>,
+    /// Segment files retention parked for reuse, oldest first, at most
+    /// `recycled_segments_max`.
+    recyclable: VecDeque<Recyclable>,
     /// Set while truncate or delete rewrite the log; appends wait.
     exclusive: bool,
     failed: Option<String>,
@@ -540,7 +550,7 @@ impl PartitionLog {
         // Rolled segments are sealed by the flusher; let it finish what was staged so far.
         self.wait_written(self.log_end_offset()).await?;
         let _permit = inner.lock_io().await?;
-        let mut removed = Vec::new();
+        let mut removed: Vec<Segment> = Vec::new();
         let mut outcome = RetentionOutcome::default();
         {
             let mut state = inner.state.borrow_mut();
@@ -568,17 +578,17 @@ impl PartitionLog {
                 outcome.bytes_deleted += oldest.size_bytes;
                 outcome.segments_deleted += 1;
                 if let Some(segment) = state.segments.remove(&base) {
-                    removed.push(segment.paths);
+                    removed.push(segment);
                 }
                 state.log_start_offset = next_base;
             }
             outcome.log_start_offset = state.log_start_offset;
             inner.memtable.remove_below(state.log_start_offset);
         }
-        for paths in &removed {
-            remove_segment_files(paths).await?;
+        for segment in removed {
+            inner.retire_segment(segment).await?;
         }
-        if !removed.is_empty() {
+        if outcome.segments_deleted > 0 {
             tracing::info!(
                 directory = %inner.directory.display(),
                 segments = outcome.segments_deleted,
@@ -685,6 +695,8 @@ impl PartitionLog {
                 file.fdatasync()
                     .await
                     .map_err(io_error("fdatasync", &path))?;
+                remove_if_exists(&SegmentPaths::new(&inner.directory, keep).recycled_marker)
+                    .await?;
                 read_carry(file, &path, cut_position).await?
             }
             None => Vec::new(),
@@ -770,6 +782,7 @@ impl PartitionLog {
                     .await
                     .map_err(io_error("fdatasync", &paths.log))?;
             }
+            remove_if_exists(&paths.recycled_marker).await?;
             write_small_file(&paths.index, &index).await?;
             write_small_file(&paths.time_index, &time_index).await?;
         }
@@ -1006,7 +1019,7 @@ impl LogInner {
             let file = match job.file {
                 Some(file) => file,
                 None => {
-                    let file = Rc::new(open_read_write(&job.path).await?);
+                    let file = Rc::new(self.create_segment_file(job.base, &job.path).await?);
                     let mut state = self.state.borrow_mut();
                     if let Some(segment) = state.segments.get_mut(&job.base) {
                         segment.file = Some(file.clone());
@@ -1015,8 +1028,11 @@ impl LogInner {
                 }
             };
             taken_bytes += job.staged_bytes;
+            let writing = Instant::now();
             self.write_concurrently(&file, &job.path, job.buffers)
                 .await?;
+            let waited_us = writing.elapsed().as_micros() as u64;
+            self.count(|stats| stats.write_wait_us += waited_us);
             {
                 let mut state = self.state.borrow_mut();
                 if let Some(segment) = state.segments.get_mut(&job.base) {
@@ -1038,10 +1054,15 @@ impl LogInner {
         if sync_wanted {
             let files = std::mem::take(&mut self.state.borrow_mut().unsynced_files);
             for file in &files {
+                let syncing = Instant::now();
                 file.fdatasync()
                     .await
                     .map_err(io_error("fdatasync", &self.directory))?;
-                self.count(|stats| stats.fdatasyncs += 1);
+                let waited_us = syncing.elapsed().as_micros() as u64;
+                self.count(|stats| {
+                    stats.fdatasyncs += 1;
+                    stats.fdatasync_wait_us += waited_us;
+                });
             }
         }
         {
@@ -1132,6 +1153,14 @@ impl LogInner {
             .await
             .map_err(io_error("fdatasync", path))?;
         self.count(|stats| stats.fdatasyncs += 1);
+        // That fdatasync covered the whole file: the next sync need not, and retention may
+        // recycle the file once nothing else holds it.
+        self.state
+            .borrow_mut()
+            .unsynced_files
+            .retain(|unsynced| !std::ptr::eq(Rc::as_ptr(unsynced), file));
+        // Nothing of an older segment is left past the end now.
+        remove_if_exists(&SegmentPaths::new(&self.directory, base).recycled_marker).await?;
         let (paths, index, time_index) = {
             let state = self.state.borrow();
             let Some(segment) = state.segments.get(&base) else {
@@ -1150,6 +1179,67 @@ impl LogInner {
             segment.state = SegmentState::Sealed;
         }
         Ok(())
+    }
+
+    /// Removes a segment retention deleted: its `.log` is parked for reuse while there is room
+    /// in the pool, every other file goes. The caller syncs the directory.
+    async fn retire_segment(&self, segment: Segment) -> StorageResult<()> {
+        let room = self.state.borrow().recyclable.len() < self.config.recycled_segments_max;
+        // A segment with unsealed state or no file has nothing worth reusing.
+        if !room || segment.file.is_none() || segment.state != SegmentState::Sealed {
+            return remove_segment_files(&segment.paths).await;
+        }
+        let parked = recyclable_path(&self.directory, segment.base_offset);
+        glommio::io::rename(&segment.paths.log, &parked)
+            .await
+            .map_err(io_error("rename", &segment.paths.log))?;
+        remove_if_exists(&segment.paths.index).await?;
+        remove_if_exists(&segment.paths.time_index).await?;
+        remove_if_exists(&segment.paths.recycled_marker).await?;
+        self.state.borrow_mut().recyclable.push_back(Recyclable {
+            path: parked,
+            file: segment.file,
+        });
+        Ok(())
+    }
+
+    /// Creates the file of a new segment, reusing a parked one when no reader still holds it.
+    /// A reused file keeps its old bytes past what the new segment has written; a marker says
+    /// so until seal or close truncates them, so that recovery after a crash knows a cut there
+    /// is stale space, not damage.
+    async fn create_segment_file(&self, base: u64, path: &Path) -> StorageResult<DmaFile> {
+        let reusable = {
+            let mut state = self.state.borrow_mut();
+            let position = state.recyclable.iter().position(|parked| {
+                parked
+                    .file
+                    .as_ref()
+                    .is_none_or(|file| Rc::strong_count(file) == 1)
+            });
+            position.and_then(|position| state.recyclable.remove(position))
+        };
+        let Some(parked) = reusable else {
+            return open_read_write(path).await;
+        };
+        if let Some(file) = parked.file {
+            if let Ok(file) = Rc::try_unwrap(file) {
+                // Best effort: the descriptor is closed on drop if this fails.
+                let _ = file.close().await;
+            }
+        }
+        glommio::io::rename(&parked.path, path)
+            .await
+            .map_err(io_error("rename", &parked.path))?;
+        write_small_file(
+            &SegmentPaths::new(&self.directory, base).recycled_marker,
+            &[],
+        )
+        .await?;
+        // The rename must be durable before any append written into the file is called
+        // durable: an fdatasync of a file that only overwrote blocks commits no metadata.
+        sync_directory(&self.directory).await?;
+        self.count(|stats| stats.segments_recycled += 1);
+        open_read_write(path).await
     }
 
     fn count(&self, update: impl FnOnce(&mut LogStats)) {
@@ -1244,7 +1334,16 @@ async fn interval_sync_loop(log: Weak<LogInner>, interval: Duration) {
 async fn remove_segment_files(paths: &SegmentPaths) -> StorageResult<()> {
     remove_if_exists(&paths.log).await?;
     remove_if_exists(&paths.index).await?;
-    remove_if_exists(&paths.time_index).await
+    remove_if_exists(&paths.time_index).await?;
+    remove_if_exists(&paths.recycled_marker).await
+}
+
+/// A segment file retention parked for reuse.
+struct Recyclable {
+    path: PathBuf,
+    /// The deleted segment's open file, kept to tell whether a reader still holds it: a file
+    /// someone may still read is never overwritten.
+    file: Option<Rc<DmaFile>>,
 }
 
 /// Reads the partial last block before `size_bytes`: the first bytes of the next staging buffer.
@@ -1317,6 +1416,8 @@ async fn recover(
     let marker = directory.join(CLEAN_SHUTDOWN_MARKER);
     let clean_shutdown = marker.exists();
     let mut bases = Vec::new();
+    let mut parked = Vec::new();
+    let mut markers = Vec::new();
     let entries = std::fs::read_dir(directory).map_err(std_io_error("list", directory))?;
     for entry in entries {
         let entry = entry.map_err(std_io_error("list", directory))?;
@@ -1328,9 +1429,24 @@ async fn recover(
         }
         if let Some(base) = parse_log_file_name(name) {
             bases.push(base);
+        } else if let Some(base) = parse_recyclable_file_name(name) {
+            parked.push((base, entry.path()));
+        } else if name.ends_with(RECYCLED_MARKER_SUFFIX) {
+            markers.push(entry.path());
         }
     }
     bases.sort_unstable();
+    parked.sort_unstable();
+    // Keep the newest parked files the pool has room for; the rest only take space.
+    let keep_from = parked.len().saturating_sub(config.recycled_segments_max);
+    let mut recyclable = VecDeque::new();
+    for (index, (_, path)) in parked.into_iter().enumerate() {
+        if index < keep_from {
+            remove_if_exists(&path).await?;
+        } else {
+            recyclable.push_back(Recyclable { path, file: None });
+        }
+    }
     let mut report = RecoveryReport {
         clean_shutdown,
         segments: bases.len(),
@@ -1360,6 +1476,7 @@ async fn recover(
             .await
             .map_err(io_error("stat", &paths.log))?;
         let mut segment = Segment::new(directory, base);
+        let recycled = paths.recycled_marker.exists();
         let is_last = Some(base) == last_base;
         let full_scan = is_last && !clean_shutdown;
         let mut loaded_indexes = false;
@@ -1420,19 +1537,15 @@ async fn recover(
                 bytes_cut: file_size - stop.position,
                 first_offset_cut: segment.next_offset,
                 padding_only,
+                recycled_space: recycled && !padding_only,
                 reason: stop.reason,
             };
             if padding_only {
                 tracing::debug!(segment = %paths.log.display(), bytes = cut.bytes_cut, "trimmed alignment padding");
+            } else if cut.recycled_space {
+                tracing::info!(segment = %paths.log.display(), %cut, "recovery trimmed a recycled segment file past its last good batch (an older segment's bytes, or a write the crash tore)");
             } else {
-                tracing::warn!(
-                    segment = %paths.log.display(),
-                    position = cut.position,
-                    bytes_cut = cut.bytes_cut,
-                    first_offset_cut = cut.first_offset_cut,
-                    reason = %cut.reason,
-                    "recovery cut a torn or corrupt tail: offsets from first_offset_cut on are gone"
-                );
+                tracing::warn!(segment = %paths.log.display(), %cut, "recovery cut a torn or corrupt tail: offsets from the first one cut on are gone");
             }
             file.truncate(stop.position)
                 .await
@@ -1450,6 +1563,8 @@ async fn recover(
             }
             report.cuts.push(cut);
         }
+        // The file ends at its last good batch now: nothing stale is left past it.
+        remove_if_exists(&paths.recycled_marker).await?;
         segment.size_bytes = size_bytes;
         segment.written_bytes = size_bytes;
         if segment.max_timestamp >= 0 || size_bytes > 0 {
@@ -1490,6 +1605,10 @@ async fn recover(
     if segments.is_empty() {
         segments.insert(0, Segment::new(directory, 0));
     }
+    // Markers whose segment is gone (removed above, or a crash between steps).
+    for marker in markers {
+        remove_if_exists(&marker).await?;
+    }
     if clean_shutdown {
         remove_if_exists(&marker).await?;
     }
@@ -1519,6 +1638,7 @@ async fn recover(
             durable_offset: next_offset,
             staged_bytes: 0,
             unsynced_files: Vec::new(),
+            recyclable,
             exclusive: false,
             failed: None,
             closed: false,

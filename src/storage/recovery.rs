@@ -38,9 +38,11 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    /// Cuts that removed data (not just alignment padding).
+    /// Cuts that removed data (not alignment padding, nor a recycled file's stale space).
     pub fn damage_cuts(&self) -> impl Iterator<Item = &RecoveryCut> {
-        self.cuts.iter().filter(|cut| !cut.padding_only)
+        self.cuts
+            .iter()
+            .filter(|cut| !cut.padding_only && !cut.recycled_space)
     }
 }
 
@@ -57,8 +59,27 @@ pub struct RecoveryCut {
     pub first_offset_cut: u64,
     /// The cut bytes were all zeros: alignment padding, no data lost.
     pub padding_only: bool,
+    /// The segment file was recycled from a deleted segment, so bytes past its last good batch
+    /// are expected after an unclean stop: the older segment's, or a write the crash tore.
+    /// Acknowledged batches all precede the cut (each was written before the fdatasync that
+    /// acknowledged it, and batches are written in order).
+    pub recycled_space: bool,
     /// Why the scan stopped.
     pub reason: String,
+}
+
+impl std::fmt::Display for RecoveryCut {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} bytes cut at position {} of segment {}, first offset cut {}: {}",
+            self.bytes_cut,
+            self.position,
+            self.segment_base_offset,
+            self.first_offset_cut,
+            self.reason
+        )
+    }
 }
 
 /// Where a scan stopped short of the file end.

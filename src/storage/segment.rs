@@ -60,6 +60,9 @@ pub(crate) struct SegmentPaths {
     pub log: PathBuf,
     pub index: PathBuf,
     pub time_index: PathBuf,
+    /// Present while the `.log` is a recycled file whose space past the last batch still holds
+    /// an older segment's bytes (until seal or clean close truncates it).
+    pub recycled_marker: PathBuf,
 }
 
 impl SegmentPaths {
@@ -68,13 +71,32 @@ impl SegmentPaths {
             log: directory.join(format!("{base_offset:020}.log")),
             index: directory.join(format!("{base_offset:020}.index")),
             time_index: directory.join(format!("{base_offset:020}.timeindex")),
+            recycled_marker: directory.join(format!("{base_offset:020}{RECYCLED_MARKER_SUFFIX}")),
         }
     }
 }
 
+/// Suffix of a deleted segment's `.log` kept for reuse by the next new segment.
+pub(crate) const RECYCLABLE_SUFFIX: &str = ".recyclable";
+/// Suffix of the marker that says a segment's `.log` is a recycled file.
+pub(crate) const RECYCLED_MARKER_SUFFIX: &str = ".recycled";
+
+/// Where retention parks the `.log` of the segment based at `base_offset` for reuse.
+pub(crate) fn recyclable_path(directory: &Path, base_offset: u64) -> PathBuf {
+    directory.join(format!("{base_offset:020}{RECYCLABLE_SUFFIX}"))
+}
+
+/// Parses `<base_offset:020>.recyclable`.
+pub(crate) fn parse_recyclable_file_name(name: &str) -> Option<u64> {
+    parse_base(name.strip_suffix(RECYCLABLE_SUFFIX)?)
+}
+
 /// Parses `<base_offset:020>.log`.
 pub(crate) fn parse_log_file_name(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(".log")?;
+    parse_base(name.strip_suffix(".log")?)
+}
+
+fn parse_base(stem: &str) -> Option<u64> {
     if stem.len() != 20 || !stem.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
