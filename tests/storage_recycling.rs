@@ -214,3 +214,27 @@ fn without_a_pool_retention_deletes_and_a_reopen_trims_the_pool_to_its_limit() {
         );
     });
 }
+
+#[test]
+fn a_parked_file_that_vanished_is_replaced_by_a_new_file_without_failing_the_log() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, mut appended) = rolled_log(dir.path(), 1).await;
+        log.apply_retention(i64::MAX).await.expect("retention");
+        for parked in files_ending(dir.path(), ".recyclable") {
+            std::fs::remove_file(parked).expect("remove the parked file behind the log's back");
+        }
+        let rolls_before = log.stats().rolls;
+        appended.extend(append_batches(&log, 60, 15).await);
+        assert!(
+            log.stats().rolls > rolls_before,
+            "a new segment was started"
+        );
+        let start = log.log_start_offset();
+        assert_eq!(
+            stored_batches(&log, start).await,
+            retained(&appended, start)
+        );
+        log.close().await.expect("close");
+    });
+}

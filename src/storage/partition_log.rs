@@ -1227,9 +1227,12 @@ impl LogInner {
                 let _ = file.close().await;
             }
         }
-        glommio::io::rename(&parked.path, path)
-            .await
-            .map_err(io_error("rename", &parked.path))?;
+        if let Err(error) = glommio::io::rename(&parked.path, path).await {
+            // A parked file is an optimisation: without it, the segment starts in a new file.
+            tracing::warn!(parked = %parked.path.display(), %error, "could not reuse a parked segment file; creating a new one");
+            let _ = remove_if_exists(&parked.path).await;
+            return open_read_write(path).await;
+        }
         write_small_file(
             &SegmentPaths::new(&self.directory, base).recycled_marker,
             &[],
