@@ -440,5 +440,12 @@ mod tests {
         config.log.message_max_bytes = 4096;
         config.log.message_timestamp_type = "Sometime".into();
         assert!(config.validate().is_err());
+        config.log.message_timestamp_type = "CreateTime".into();
+        config.log.recycled_segments_max = 1000;
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid { name: "log", reason }) if reason.contains("recycled_segments_max"))
+        );
+        config.log.recycled_segments_max = 0;
+        assert!(config.validate().is_ok());
     }
 }

@@ -27,6 +27,8 @@ pub const STAGED_BYTES_MAX_DEFAULT: usize = 8 << 20;
 /// after retention deleted them (Kafka, too, keeps deleted segments for
 /// `file.delete.delay.ms`).
 pub const RECYCLED_SEGMENTS_MAX_DEFAULT: usize = 1;
+/// Largest `recycled_segments_max` accepted: a pool is disk space retention does not free.
+pub const RECYCLED_SEGMENTS_MAX_LIMIT: usize = 64;
 /// Kafka's `message.max.bytes` default (1 MiB plus record overhead).
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
 /// Default fsync period for [`FlushPolicy::Interval`].
@@ -128,6 +130,15 @@ impl LogConfig {
                 format!(
                     "{} is below write_buffer_bytes {}",
                     self.staged_bytes_max, self.write_buffer_bytes
+                ),
+            );
+        }
+        if self.recycled_segments_max > RECYCLED_SEGMENTS_MAX_LIMIT {
+            return invalid(
+                "recycled_segments_max",
+                format!(
+                    "{} is above {RECYCLED_SEGMENTS_MAX_LIMIT}",
+                    self.recycled_segments_max
                 ),
             );
         }
