@@ -220,6 +220,12 @@ fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1);
+    // `GROUP_COMMIT_IDLE_POLL_US` polls for completions that long before sleeping, as the
+    // broker's `idle_poll_us` does.
+    let idle_poll_us: u64 = std::env::var("GROUP_COMMIT_IDLE_POLL_US")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(streambus::config::IDLE_POLL_US_DEFAULT);
     let recycled_segments_max: usize = std::env::var("GROUP_COMMIT_RECYCLED_MAX")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -239,6 +245,7 @@ fn main() {
                         shard % cores
                     };
                     LocalExecutorBuilder::new(Placement::Fixed(core))
+                        .spin_before_park(Duration::from_micros(idle_poll_us))
                         .io_memory(64 << 20)
                         .spawn(move || async move {
                             let settings = ShardSettings {

@@ -162,6 +162,7 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{shard}"))
             .io_memory(config.io_memory_bytes_per_shard)
+            .spin_before_park(Duration::from_micros(config.idle_poll_us))
             .spawn(move || async move {
                 let result = run_shard(setup).await;
                 finished.fetch_add(1, Ordering::SeqCst);
