@@ -9,10 +9,9 @@
 //!
 //! `GROUP_COMMIT_SECONDS` sets the run length per point (default 3).
 //!
-//! Retention runs every [`RETENTION_PERIOD_MS`] during the run, as a broker's retention loop
-//! would (faster, so that the short run reaches a steady state): segments past
+//! As in the broker, retention runs at every roll (`retention_on_roll`): segments past
 //! `retention_bytes` are deleted and, with `recycled_segments_max` > 0, their files are reused
-//! by new segments. `GROUP_COMMIT_RECYCLED_MAX=0` measures fresh segment files only.
+//! by new segments. `GROUP_COMMIT_RECYCLED_MAX=0` measures new segment files only.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -26,8 +25,6 @@ use hdrhistogram::Histogram;
 use streambus::record::{Record, RecordBatch, RecordBatchBuilder};
 use streambus::storage::{FlushPolicy, LogConfig, MemTableBudget, PartitionLog};
 
-/// Period of the retention pass during a run.
-const RETENTION_PERIOD_MS: u64 = 100;
 /// Warm-up before measuring: long enough to write past `retention_bytes` once, so that the
 /// measurement sees the steady state (segments deleted and their files reused).
 const WARMUP_MS: u64 = 1500;
@@ -108,6 +105,7 @@ async fn measure(root: PathBuf, settings: ShardSettings, start_together: Arc<Bar
         retention_bytes: Some(768 << 20),
         write_buffer_bytes,
         recycled_segments_max,
+        retention_on_roll: true,
         ..LogConfig::default()
     };
     let log = PartitionLog::open(&directory, config, MemTableBudget::new(64 << 20))
@@ -144,20 +142,9 @@ async fn measure(root: PathBuf, settings: ShardSettings, start_together: Arc<Bar
                 }
             }));
         }
-        let retention = {
-            let log = log.clone();
-            glommio::spawn_local(async move {
-                // Bounded by the deadline.
-                while Instant::now() < deadline {
-                    glommio::timer::sleep(Duration::from_millis(RETENTION_PERIOD_MS)).await;
-                    log.apply_retention(i64::MAX).await.expect("retention");
-                }
-            })
-        };
         for task in tasks {
             task.await;
         }
-        retention.await;
         let elapsed = started.elapsed().as_secs_f64();
         let after = log.stats();
         log.apply_retention(i64::MAX).await.expect("retention");

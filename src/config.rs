@@ -176,6 +176,9 @@ impl LogDefaults {
             batch_bytes_max: self.message_max_bytes,
             timestamp_type: self.timestamp_type().unwrap_or(TimestampType::CreateTime),
             recycled_segments_max: self.recycled_segments_max,
+            // The periodic pass runs every few minutes; a busy partition rolls far more often,
+            // and each roll should find a recycled file.
+            retention_on_roll: true,
             ..LogConfig::default()
         }
     }

@@ -73,6 +73,10 @@ pub struct LogConfig {
     pub batch_bytes_max: usize,
     /// Segment files retention keeps for reuse by new segments; 0 deletes them at once.
     pub recycled_segments_max: usize,
+    /// Apply retention each time a segment is sealed, besides the caller's periodic passes:
+    /// `retention_bytes` then holds at every roll, and the segment it deletes is parked in
+    /// time for the next roll to reuse.
+    pub retention_on_roll: bool,
     /// Whether batches keep the producer's timestamps or get the broker's.
     pub timestamp_type: TimestampType,
 }
@@ -90,6 +94,7 @@ impl Default for LogConfig {
             staged_bytes_max: STAGED_BYTES_MAX_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             recycled_segments_max: RECYCLED_SEGMENTS_MAX_DEFAULT,
+            retention_on_roll: false,
             timestamp_type: TimestampType::CreateTime,
         }
     }

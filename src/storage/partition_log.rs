@@ -152,6 +152,8 @@ struct LogInner {
     io_lock: Semaphore,
     flush_requested: Cell<bool>,
     sync_requested: Cell<bool>,
+    /// A segment was sealed since the last retention pass (with `retention_on_roll`).
+    retention_due: Cell<bool>,
     flusher_waker: RefCell<Option<Waker>>,
     /// Appenders waiting for durability, for staging room, or for an exclusive operation.
     progress_waiters: RefCell<Vec<Waker>>,
@@ -208,6 +210,7 @@ impl PartitionLog {
             io_lock: Semaphore::new(1),
             flush_requested: Cell::new(false),
             sync_requested: Cell::new(false),
+            retention_due: Cell::new(false),
             flusher_waker: RefCell::new(None),
             progress_waiters: RefCell::new(Vec::new()),
             data_waiters: RefCell::new(Vec::new()),
@@ -1178,6 +1181,7 @@ impl LogInner {
         if let Some(segment) = state.segments.get_mut(&base) {
             segment.state = SegmentState::Sealed;
         }
+        self.retention_due.set(true);
         Ok(())
     }
 
@@ -1314,6 +1318,26 @@ async fn flusher_loop(log: Weak<LogInner>) {
             }
         }
         drop(permit);
+        if inner.config.retention_on_roll && inner.retention_due.take() {
+            // Its own task: retention waits for the flusher and takes every I/O permit.
+            let log = PartitionLog {
+                inner: inner.clone(),
+            };
+            glommio::spawn_local(apply_retention_after_roll(log)).detach();
+        }
+    }
+}
+
+/// The retention pass a roll triggers. A log closed meanwhile needs none.
+async fn apply_retention_after_roll(log: PartitionLog) {
+    let now_ms = (log.inner.clock.borrow())();
+    match log.apply_retention(now_ms).await {
+        Ok(_) | Err(StorageError::Closed { .. }) => {}
+        Err(error) => tracing::warn!(
+            directory = %log.inner.directory.display(),
+            %error,
+            "retention after a roll failed"
+        ),
     }
 }
 
