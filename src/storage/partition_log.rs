@@ -1762,3 +1762,90 @@ async fn load_indexes(
     };
     Ok(Some((offset_index, time_index)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordBatchBuilder};
+
+    fn batch(seed: u64) -> RecordBatch {
+        let value = vec![seed as u8; 1500];
+        let mut builder = RecordBatchBuilder::with_capacity(1600);
+        builder.push(Record {
+            key: Some(&seed.to_be_bytes()),
+            value: Some(&value),
+            headers: &[],
+            timestamp_ms: seed as i64,
+        });
+        builder.build()
+    }
+
+    /// Appends until the log has rolled `rolls` more times.
+    async fn append_until_rolled(log: &PartitionLog, seed: &mut u64, rolls: u64) {
+        let target = log.stats().rolls + rolls;
+        // Bounded: every segment of 16 KiB fills within a dozen 1.5 KiB batches.
+        for _ in 0..1000 {
+            if log.stats().rolls >= target {
+                return;
+            }
+            log.append(batch(*seed)).await.expect("append");
+            *seed += 1;
+        }
+        panic!("the log did not roll");
+    }
+
+    #[test]
+    fn a_parked_file_a_reader_still_holds_is_not_overwritten() {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(16 << 20)
+            .spawn(|| async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let config = LogConfig {
+                    segment_bytes: 16 << 10,
+                    batch_bytes_max: 4 << 10,
+                    retention_bytes: Some(32 << 10),
+                    recycled_segments_max: 1,
+                    ..LogConfig::default()
+                };
+                let log = PartitionLog::open(dir.path(), config, MemTableBudget::new(8 << 20))
+                    .await
+                    .expect("open");
+                let mut seed = 0;
+                append_until_rolled(&log, &mut seed, 5).await;
+                log.apply_retention(i64::MAX).await.expect("retention");
+                // A cold read in flight holds the deleted segment's file, as `read_into` does
+                // across its await.
+                let held = {
+                    let state = log.inner.state.borrow();
+                    let parked = state.recyclable.front().expect("a parked file");
+                    parked
+                        .file
+                        .clone()
+                        .expect("the deleted segment's open file")
+                };
+                let recycled = log.stats().segments_recycled;
+                append_until_rolled(&log, &mut seed, 1).await;
+                assert_eq!(
+                    log.stats().segments_recycled,
+                    recycled,
+                    "a file a reader holds is not reused"
+                );
+                assert_eq!(
+                    log.inner.state.borrow().recyclable.len(),
+                    1,
+                    "it stays parked"
+                );
+                drop(held);
+                append_until_rolled(&log, &mut seed, 1).await;
+                assert_eq!(
+                    log.stats().segments_recycled,
+                    recycled + 1,
+                    "once the reader let go, the next roll reuses it"
+                );
+                log.close().await.expect("close");
+            })
+            .expect("executor")
+            .join()
+            .expect("test executor");
+    }
+}
