@@ -6,6 +6,7 @@ mod support;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use streambus::record::BatchHeader;
 use streambus::storage::{FlushPolicy, LogConfig, PartitionLog};
 use support::*;
 
@@ -51,6 +52,25 @@ async fn stored_batches(log: &PartitionLog, from: u64) -> Vec<Vec<u8>> {
         .into_iter()
         .map(|(_, bytes)| bytes.to_vec())
         .collect()
+}
+
+/// Appends batches, seeds from `seed` on, until a new segment reuses a parked file; returns
+/// the next seed.
+async fn fill_until_recycled(
+    log: &PartitionLog,
+    appended: &mut Vec<(u64, Vec<u8>)>,
+    mut seed: u64,
+) -> u64 {
+    let recycled_before = log.stats().segments_recycled;
+    // Bounded: a 16 KiB segment rolls within a dozen batches.
+    for _ in 0..1000 {
+        if log.stats().segments_recycled > recycled_before {
+            return seed;
+        }
+        appended.extend(append_batches(log, seed, 1).await);
+        seed += 1;
+    }
+    panic!("no new segment reused the parked file");
 }
 
 /// The stored bytes of the appended batches at or after `start`.
@@ -139,12 +159,7 @@ fn a_crash_inside_a_recycled_segment_keeps_every_acknowledged_batch() {
         let (log, mut appended) = rolled_log(dir.path(), 1).await;
         log.apply_retention(i64::MAX).await.expect("retention");
         // Fill until the next segment reuses the parked file, then a few batches more.
-        let recycled_before = log.stats().segments_recycled;
-        let mut seed = 60;
-        while log.stats().segments_recycled == recycled_before {
-            appended.extend(append_batches(&log, seed, 1).await);
-            seed += 1;
-        }
+        let seed = fill_until_recycled(&log, &mut appended, 60).await;
         appended.extend(append_batches(&log, seed, 3).await);
         assert_eq!(
             files_ending(dir.path(), ".recycled").len(),
@@ -279,5 +294,104 @@ fn with_retention_on_roll_every_roll_after_the_first_deletion_reuses_a_file() {
             stored_batches(&log, start).await,
             retained(&appended, start)
         );
+    });
+}
+
+#[test]
+fn a_crash_at_every_byte_of_the_last_three_batches_of_a_recycled_segment_keeps_what_landed() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, mut appended) = rolled_log(dir.path(), 1).await;
+        log.apply_retention(i64::MAX).await.expect("retention");
+        let parked = files_ending(dir.path(), ".recyclable")
+            .pop()
+            .expect("parked");
+        let stale = std::fs::read(&parked).expect("read the parked file");
+        // Fill until a new segment reuses the parked file, then three batches of varied size.
+        let mut seed = fill_until_recycled(&log, &mut appended, 60).await;
+        let active_base = *log.segment_base_offsets().last().expect("active");
+        for value_bytes in [300, 517, 801] {
+            let batch = batch(seed, 1, value_bytes, seed as i64);
+            let info = log.append(batch.clone()).await.expect("append");
+            appended.push((info.base_offset, stored_form(&batch, info.base_offset)));
+            seed += 1;
+        }
+        let start = log.log_start_offset();
+        drop(log); // a crash: everything above was acknowledged
+        let active = dir.path().join(format!("{active_base:020}.log"));
+        let written = std::fs::read(&active).expect("read the active segment");
+        let pristine: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.path().is_file())
+            .map(|entry| (entry.path(), std::fs::read(entry.path()).expect("read")))
+            .collect();
+        let in_active: Vec<&(u64, Vec<u8>)> = appended
+            .iter()
+            .filter(|(offset, _)| *offset >= active_base)
+            .collect();
+        assert!(in_active.len() >= 3);
+        let data_end: usize = in_active.iter().map(|(_, bytes)| bytes.len()).sum();
+        let tail: usize = in_active[in_active.len() - 3..]
+            .iter()
+            .map(|(_, bytes)| bytes.len())
+            .sum();
+        for landed in data_end - tail..=data_end {
+            // The writes landed up to `landed`; past it the file still holds the older
+            // segment's bytes (or zeros past the older segment's end).
+            for entry in std::fs::read_dir(dir.path()).expect("list").flatten() {
+                if entry.path().is_file() {
+                    std::fs::remove_file(entry.path()).expect("clear");
+                }
+            }
+            for (path, bytes) in &pristine {
+                std::fs::write(path, bytes).expect("restore");
+            }
+            let mut torn = written[..landed].to_vec();
+            torn.extend(
+                (landed..written.len().max(stale.len()))
+                    .map(|at| stale.get(at).copied().unwrap_or(0)),
+            );
+            std::fs::write(&active, &torn).expect("tear the tail");
+
+            let mut covered = 0;
+            let mut survivors = 0;
+            for (_, bytes) in &in_active {
+                if covered + bytes.len() > landed {
+                    break;
+                }
+                covered += bytes.len();
+                survivors += 1;
+            }
+            let end_offset = match survivors {
+                0 => active_base,
+                _ => BatchHeader::parse(&in_active[survivors - 1].1)
+                    .expect("stored batch")
+                    .next_offset(),
+            };
+            let log = open(dir.path(), config(1)).await.expect("reopen");
+            assert_eq!(log.log_end_offset(), end_offset, "landed up to {landed}");
+            assert_eq!(
+                log.recovery_report().damage_cuts().count(),
+                0,
+                "landed up to {landed}: stale bytes are not damage"
+            );
+            let expected: Vec<Vec<u8>> = appended
+                .iter()
+                .filter(|(offset, _)| *offset >= start && *offset < end_offset)
+                .map(|(_, bytes)| bytes.clone())
+                .collect();
+            assert_eq!(
+                stored_batches(&log, start).await,
+                expected,
+                "landed up to {landed}"
+            );
+            let next = log
+                .append(batch(7, 1, 10, 0))
+                .await
+                .expect("append after recovery");
+            assert_eq!(next.base_offset, end_offset);
+            drop(log);
+        }
     });
 }
