@@ -15,6 +15,17 @@
 //! fdatasyncs ([`LogStats`] counts both). No timer is involved, and a lone appender pays one
 //! write plus one fdatasync.
 //!
+//! # Segment recycling
+//!
+//! Retention parks the `.log` of a deleted segment (at most `recycled_segments_max`) and the
+//! next new segment renames it into place and overwrites it. ext4 issues an O_DIRECT write
+//! into allocated, written blocks inline, while a write that allocates or extends the file goes
+//! to an io_uring kernel worker pinned to the shard's core; and an fdatasync after overwrites
+//! has no metadata to commit. A `.recycled` marker stays beside such a segment until seal or
+//! clean close truncates its stale tail, so recovery after a crash reports that tail as
+//! `recycled_space`, not damage. Stale batches can never pass for new ones: their offsets lie
+//! below the new segment's base, and recovery checks the offset chain.
+//!
 //! # Visibility
 //!
 //! Under `always`, the high watermark is the durable offset: consumers never see a batch that a
