@@ -73,6 +73,14 @@ async fn fill_until_recycled(
     panic!("no new segment reused the parked file");
 }
 
+/// As [`rolled_log`] with a pool of one, after a retention pass has parked a segment file.
+async fn parked_log(dir: &Path) -> (PartitionLog, Vec<(u64, Vec<u8>)>) {
+    let (log, appended) = rolled_log(dir, 1).await;
+    let outcome = log.apply_retention(i64::MAX).await.expect("retention");
+    assert!(outcome.segments_deleted >= 2);
+    (log, appended)
+}
+
 /// The stored bytes of the appended batches at or after `start`.
 fn retained(appended: &[(u64, Vec<u8>)], start: u64) -> Vec<Vec<u8>> {
     appended
@@ -156,8 +164,7 @@ fn retention_parks_deleted_segment_files_and_new_segments_overwrite_them() {
 fn a_crash_inside_a_recycled_segment_keeps_every_acknowledged_batch() {
     run(|| async {
         let dir = tempdir();
-        let (log, mut appended) = rolled_log(dir.path(), 1).await;
-        log.apply_retention(i64::MAX).await.expect("retention");
+        let (log, mut appended) = parked_log(dir.path()).await;
         // Fill until the next segment reuses the parked file, then a few batches more.
         let seed = fill_until_recycled(&log, &mut appended, 60).await;
         appended.extend(append_batches(&log, seed, 3).await);
@@ -234,8 +241,7 @@ fn without_a_pool_retention_deletes_and_a_reopen_trims_the_pool_to_its_limit() {
 fn a_parked_file_that_vanished_is_replaced_by_a_new_file_without_failing_the_log() {
     run(|| async {
         let dir = tempdir();
-        let (log, mut appended) = rolled_log(dir.path(), 1).await;
-        log.apply_retention(i64::MAX).await.expect("retention");
+        let (log, mut appended) = parked_log(dir.path()).await;
         for parked in files_ending(dir.path(), ".recyclable") {
             std::fs::remove_file(parked).expect("remove the parked file behind the log's back");
         }
@@ -301,8 +307,7 @@ fn with_retention_on_roll_every_roll_after_the_first_deletion_reuses_a_file() {
 fn a_crash_at_every_byte_of_the_last_three_batches_of_a_recycled_segment_keeps_what_landed() {
     run(|| async {
         let dir = tempdir();
-        let (log, mut appended) = rolled_log(dir.path(), 1).await;
-        log.apply_retention(i64::MAX).await.expect("retention");
+        let (log, mut appended) = parked_log(dir.path()).await;
         let parked = files_ending(dir.path(), ".recyclable")
             .pop()
             .expect("parked");

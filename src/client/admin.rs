@@ -171,10 +171,7 @@ impl Admin {
                 result.error_code,
                 result.error_message.as_deref(),
             ),
-            None => Err(ClientError::Protocol {
-                address: connection.address().to_string(),
-                reason: "CreatePartitions response without the topic".into(),
-            }),
+            None => Err(connection.protocol_error("CreatePartitions response without the topic")),
         }
     }
 
@@ -222,10 +219,7 @@ pub async fn list_offset(
         .topics
         .first()
         .and_then(|topic| topic.partitions.first())
-        .ok_or_else(|| ClientError::Protocol {
-            address: connection.address().to_string(),
-            reason: "ListOffsets response without the partition".into(),
-        })?;
+        .ok_or_else(|| connection.protocol_error("ListOffsets response without the partition"))?;
     if let Some(error) = ClientError::from_code(
         format!("list offsets of {topic}-{partition}"),
         answer.error_code,

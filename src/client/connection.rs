@@ -98,6 +98,15 @@ impl Connection {
         &self.inner.address
     }
 
+    /// A protocol error with this broker: a response that cannot be decoded or lacks what the
+    /// request asked about, or a request that cannot be encoded.
+    pub fn protocol_error(&self, reason: impl Into<String>) -> ClientError {
+        ClientError::Protocol {
+            address: self.inner.address.clone(),
+            reason: reason.into(),
+        }
+    }
+
     /// Whether the connection has failed (a new one is needed).
     pub fn is_failed(&self) -> bool {
         self.inner.failed.borrow().is_some()
@@ -197,10 +206,7 @@ impl Connection {
         } else {
             api.response_header_version(version)
         };
-        let protocol_error = |reason: String| ClientError::Protocol {
-            address: self.inner.address.clone(),
-            reason,
-        };
+        let protocol_error = |reason: String| self.protocol_error(reason);
         let header = ResponseHeader::decode(&mut body, header_version)
             .map_err(|error| protocol_error(error.to_string()))?;
         if header.correlation_id != correlation_id {
@@ -237,9 +243,8 @@ impl Connection {
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.inner.client_id.clone()));
         let header_version = api.request_header_version(version);
-        let encode_error = |error: anyhow::Error| ClientError::Protocol {
-            address: self.inner.address.clone(),
-            reason: format!("cannot encode {}: {error}", api_label(api)),
+        let encode_error = |error: anyhow::Error| {
+            self.protocol_error(format!("cannot encode {}: {error}", api_label(api)))
         };
         let size = header
             .compute_size(header_version)

@@ -463,10 +463,7 @@ async fn send_once(
         .responses
         .first()
         .and_then(|topic| topic.partition_responses.first())
-        .ok_or_else(|| ClientError::Protocol {
-            address: connection.address().to_string(),
-            reason: "produce response without the partition".into(),
-        })?;
+        .ok_or_else(|| connection.protocol_error("produce response without the partition"))?;
     ClientError::check(
         format!("produce to {topic}-{partition}"),
         answer.error_code,

@@ -131,13 +131,7 @@ mod tests {
         let records: Vec<u8> = (0..50_000u32)
             .flat_map(|i| (i % 97).to_be_bytes())
             .collect();
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in Compression::ALL {
             let mut compressed = Vec::new();
             compress(codec, &records, &mut compressed).unwrap();
             if codec != Compression::None {

@@ -16,6 +16,9 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in attribute order.
+    pub const ALL: [Compression; 5] = [Self::None, Self::Gzip, Self::Snappy, Self::Lz4, Self::Zstd];
+
     fn from_attributes(attributes: i16) -> Result<Self, BatchError> {
         match attributes & ATTRIBUTE_COMPRESSION_MASK {
             0 => Ok(Self::None),
