@@ -165,6 +165,9 @@ struct LogInner {
     sync_requested: Cell<bool>,
     /// A segment was sealed since the last retention pass (with `retention_on_roll`).
     retention_due: Cell<bool>,
+    /// A retention task of this log is running: at most one runs at a time, and it goes on
+    /// while rolls keep setting `retention_due`.
+    retention_running: Cell<bool>,
     flusher_waker: RefCell<Option<Waker>>,
     /// Appenders waiting for durability, for staging room, or for an exclusive operation.
     progress_waiters: RefCell<Vec<Waker>>,
@@ -222,6 +225,7 @@ impl PartitionLog {
             flush_requested: Cell::new(false),
             sync_requested: Cell::new(false),
             retention_due: Cell::new(false),
+            retention_running: Cell::new(false),
             flusher_waker: RefCell::new(None),
             progress_waiters: RefCell::new(Vec::new()),
             data_waiters: RefCell::new(Vec::new()),
@@ -1208,9 +1212,8 @@ impl LogInner {
         glommio::io::rename(&segment.paths.log, &parked)
             .await
             .map_err(io_error("rename", &segment.paths.log))?;
-        remove_if_exists(&segment.paths.index).await?;
-        remove_if_exists(&segment.paths.time_index).await?;
-        remove_if_exists(&segment.paths.recycled_marker).await?;
+        // The `.log` is gone from its name already; the rest of the segment's files go.
+        remove_segment_files(&segment.paths).await?;
         self.state.borrow_mut().recyclable.push_back(Recyclable {
             path: parked,
             file: segment.file,
@@ -1329,7 +1332,10 @@ async fn flusher_loop(log: Weak<LogInner>) {
             }
         }
         drop(permit);
-        if inner.config.retention_on_roll && inner.retention_due.take() {
+        if inner.config.retention_on_roll
+            && inner.retention_due.get()
+            && !inner.retention_running.replace(true)
+        {
             // Its own task: retention waits for the flusher and takes every I/O permit.
             let log = PartitionLog {
                 inner: inner.clone(),
@@ -1340,16 +1346,26 @@ async fn flusher_loop(log: Weak<LogInner>) {
 }
 
 /// The retention pass a roll triggers. A log closed meanwhile needs none.
+/// The retention passes rolls trigger: one task per log, passing again while rolls came
+/// during the last pass. A log closed meanwhile needs none.
 async fn apply_retention_after_roll(log: PartitionLog) {
-    let now_ms = (log.inner.clock.borrow())();
-    match log.apply_retention(now_ms).await {
-        Ok(_) | Err(StorageError::Closed { .. }) => {}
-        Err(error) => tracing::warn!(
-            directory = %log.inner.directory.display(),
-            %error,
-            "retention after a roll failed"
-        ),
+    // Bounded: each pass clears `retention_due`, and only a roll (a sealed segment) sets it.
+    while log.inner.retention_due.replace(false) {
+        let now_ms = (log.inner.clock.borrow())();
+        match log.apply_retention(now_ms).await {
+            Ok(_) => {}
+            Err(StorageError::Closed { .. }) => break,
+            Err(error) => {
+                tracing::warn!(
+                    directory = %log.inner.directory.display(),
+                    %error,
+                    "retention after a roll failed"
+                );
+                break;
+            }
+        }
     }
+    log.inner.retention_running.set(false);
 }
 
 async fn interval_sync_loop(log: Weak<LogInner>, interval: Duration) {
