@@ -13,6 +13,7 @@ use crate::storage::{
     FlushPolicy, LogConfig, BATCH_BYTES_MAX_DEFAULT, FLUSH_INTERVAL_MS_DEFAULT,
     INDEX_INTERVAL_BYTES_DEFAULT, RECYCLED_SEGMENTS_MAX_DEFAULT, RETENTION_MS_DEFAULT,
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    STAGED_BYTES_MAX_DEFAULT, WRITE_BUFFER_BYTES_DEFAULT,
 };
 
 /// Where data lives unless told otherwise.
@@ -128,6 +129,10 @@ pub struct LogDefaults {
     /// Segment files each partition keeps for reuse after retention deleted them (0: delete at
     /// once). New segments overwrite them, which makes durable appends cheaper.
     pub recycled_segments_max: usize,
+    /// Bytes of one DMA staging buffer: the unit of a segment write.
+    pub write_buffer_bytes: usize,
+    /// Bytes a partition may hold staged but unwritten before appends wait (backpressure).
+    pub staged_bytes_max: usize,
 }
 
 impl Default for LogDefaults {
@@ -143,6 +148,8 @@ impl Default for LogDefaults {
             message_max_bytes: BATCH_BYTES_MAX_DEFAULT,
             message_timestamp_type: "CreateTime".into(),
             recycled_segments_max: RECYCLED_SEGMENTS_MAX_DEFAULT,
+            write_buffer_bytes: WRITE_BUFFER_BYTES_DEFAULT,
+            staged_bytes_max: STAGED_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -176,10 +183,11 @@ impl LogDefaults {
             batch_bytes_max: self.message_max_bytes,
             timestamp_type: self.timestamp_type().unwrap_or(TimestampType::CreateTime),
             recycled_segments_max: self.recycled_segments_max,
+            write_buffer_bytes: self.write_buffer_bytes,
+            staged_bytes_max: self.staged_bytes_max,
             // The periodic pass runs every few minutes; a busy partition rolls far more often,
             // and each roll should find a recycled file.
             retention_on_roll: true,
-            ..LogConfig::default()
         }
     }
 }

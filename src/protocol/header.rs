@@ -82,7 +82,11 @@ pub fn parse_request(frame: Bytes) -> Result<Request, ProtocolError> {
     })
 }
 
-/// Decodes a request body at its version; trailing bytes are refused, as Kafka refuses them.
+/// Decodes a request body at its version. Bytes left after the body are ignored, as Kafka's
+/// generated parsers ignore them (they read the fields the version defines and never look at
+/// what remains): librdkafka's all-topics Metadata v9+ request carries three stray bytes after
+/// its compact array count, and Kafka answers it. Unknown tagged fields are skipped by the
+/// codec, as Kafka skips them.
 pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, ProtocolError> {
     let mut body = request.body.clone();
     let message =
@@ -91,10 +95,12 @@ pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, ProtocolError> 
             reason: error.to_string(),
         })?;
     if body.has_remaining() {
-        return Err(ProtocolError::Malformed {
-            what: "request body",
-            reason: format!("{} bytes left over after the body", body.remaining()),
-        });
+        tracing::debug!(
+            api_key = request.api_key as i16,
+            api_version = request.api_version,
+            trailing_bytes = body.remaining(),
+            "ignoring bytes after the request body, as Kafka does"
+        );
     }
     Ok(message)
 }

@@ -1,7 +1,11 @@
 //! One client connection.
 //!
 //! A reader task reads frames and starts a handler task for each request; a writer task awaits
-//! those handlers in request order and writes their responses, as Kafka requires. So a client
+//! those handlers in request order and writes their responses, as Kafka requires. Produce is
+//! the exception to "a task per request" for its first half: the reader stages a produce
+//! request's batches itself before it reads the next request, because a partition's batches
+//! must be appended in the order the connection sent them (librdkafka and our own client
+//! pipeline produce requests and count on it); the wait for durability is the task. So a client
 //! may pipeline requests (librdkafka keeps up to 5 in flight), and a produce waiting for its
 //! fdatasync does not stop the next request from being read. At most
 //! `in_flight_requests_per_connection_max` requests are in flight; beyond it the reader waits,
@@ -28,6 +32,7 @@ use crate::protocol::ProtocolError;
 use crate::shard::ShardContext;
 
 use super::dispatch::{dispatch, unsupported_api_versions};
+use super::handlers::produce;
 
 /// The shortest pause between two idle checks of a connection.
 const IDLE_CHECK_MIN: Duration = Duration::from_millis(10);
@@ -39,6 +44,14 @@ enum Pending {
     Handler(glommio::Task<Result<Option<BytesMut>, ProtocolError>>),
     /// A response ready at once.
     Ready(BytesMut),
+}
+
+/// The error that closes a connection whose handler panicked.
+fn handler_panicked(api: ApiKey) -> ProtocolError {
+    ProtocolError::Encode {
+        api: api_name(api),
+        reason: "the handler panicked".into(),
+    }
 }
 
 /// Serves one connection until the client closes it, it breaks the protocol, or the shard
@@ -122,21 +135,37 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
             }
         };
         let pending = match parse_request(frame.clone()) {
+            Ok(request) if request.api_key == ApiKey::Produce => {
+                // Staged here, before the next request is read, so that a partition's
+                // batches are appended in the order this connection sent them, whatever
+                // backpressure each one meets. Only the wait for durability runs as a task.
+                let staged = AssertUnwindSafe(produce::stage(context, &request))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(handler_panicked(request.api_key)));
+                match staged {
+                    Ok(staged) => Pending::Handler(glommio::spawn_local(async move {
+                        AssertUnwindSafe(staged.respond())
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| Err(handler_panicked(ApiKey::Produce)))
+                    })),
+                    Err(error) => {
+                        warn!(shard = context.shard_id, ?peer, %error, "closing connection");
+                        break;
+                    }
+                }
+            }
             Ok(request) => {
                 let context = context.clone();
                 Pending::Handler(glommio::spawn_local(async move {
                     // A bug in a handler or in the codec must cost one connection, not the
                     // shard and every partition it owns.
                     let api = request.api_key;
-                    let handled = AssertUnwindSafe(dispatch(&context, request))
+                    AssertUnwindSafe(dispatch(&context, request))
                         .catch_unwind()
-                        .await;
-                    handled.unwrap_or_else(|_| {
-                        Err(ProtocolError::Encode {
-                            api: api_name(api),
-                            reason: "the handler panicked".into(),
-                        })
-                    })
+                        .await
+                        .unwrap_or_else(|_| Err(handler_panicked(api)))
                 }))
             }
             Err(ProtocolError::UnsupportedVersion {

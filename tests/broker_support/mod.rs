@@ -181,6 +181,15 @@ impl RawConnection {
         }
     }
 
+    /// A second handle on the same connection (its own correlation ids), so one thread can
+    /// pipeline requests while another reads the responses.
+    pub fn try_clone(&self) -> RawConnection {
+        RawConnection {
+            stream: self.stream.try_clone().expect("clone the stream"),
+            next_correlation_id: self.next_correlation_id,
+        }
+    }
+
     /// Writes raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");

@@ -3,6 +3,10 @@
 //! appended for 1, and for -1 once an fdatasync covers them under the `always` flush policy
 //! (once appended under `interval` and `never`, whose timer or seal makes them durable).
 //!
+//! Staging and answering are two steps ([`stage`], [`StagedProduce::respond`]): the
+//! connection stages its produce requests one at a time, in arrival order, and only the
+//! waits for durability run concurrently.
+//!
 //! All partitions of a request are staged first and waited on afterwards, so one fdatasync can
 //! cover them all (group commit across partitions and across the connection's pipelined
 //! requests).
@@ -23,6 +27,14 @@ use crate::storage::{FlushPolicy, PartitionLog};
 
 use super::{storage_error_code, str_bytes};
 
+/// acks=-1: answer once every in-sync replica has the batch (here: once it is durable under
+/// the `always` flush policy).
+pub const ACKS_ALL: i16 = -1;
+/// acks=0: no response at all.
+pub const ACKS_NONE: i16 = 0;
+/// acks=1: answer once the leader has appended the batch.
+pub const ACKS_LEADER: i16 = 1;
+
 /// Batches one partition of one produce request may carry.
 pub const PRODUCE_BATCHES_PER_PARTITION_MAX: usize = 10_000;
 
@@ -33,11 +45,35 @@ struct Staged {
     end_offset: u64,
 }
 
-/// Answers Produce (or stays silent for acks=0).
+/// A produce request whose batches are staged: what is left is to wait for durability
+/// (acks=-1 under `always`) and answer. The connection's reader stages each produce request
+/// before it reads the next request, so a partition's batches are appended in the order the
+/// connection sent them (as Kafka, which handles a connection's requests one at a time,
+/// appends them), while the waits for durability of pipelined requests overlap.
+pub struct StagedProduce {
+    api_version: i16,
+    correlation_id: i32,
+    acks: i16,
+    /// The response, with each partition's outcome of staging.
+    topics: Vec<TopicProduceResponse>,
+    /// (topic index, partition index, staged partition) for each partition staged.
+    staged: Vec<(usize, usize, Staged)>,
+}
+
+/// Answers Produce (or stays silent for acks=0): [`stage`], then [`StagedProduce::respond`].
 pub async fn handle(
     context: &ShardContext,
     request: &Request,
 ) -> Result<Option<BytesMut>, ProtocolError> {
+    stage(context, request).await?.respond().await
+}
+
+/// Validates and stages every partition of a produce request, in request order. Returns once
+/// each batch is staged (readable, and ordered before any later append to its partition).
+pub async fn stage(
+    context: &ShardContext,
+    request: &Request,
+) -> Result<StagedProduce, ProtocolError> {
     let body: ProduceRequest = decode_body(request)?;
     let acks = body.acks;
     let mut topics = Vec::with_capacity(body.topic_data.len());
@@ -51,7 +87,7 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let outcome = if !matches!(acks, -1..=1) {
+            let outcome = if !matches!(acks, ACKS_ALL..=ACKS_LEADER) {
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {acks}"),
@@ -86,37 +122,52 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    if acks == 0 {
-        return Ok(None);
-    }
-    if acks == -1 {
-        for (topic_index, partition_index, stage) in &staged {
-            // Under `interval` and `never` the policy itself says when data becomes durable;
-            // acks=-1 then answers once the batch is appended, as Kafka does without fsync.
-            if stage.log.config().flush_policy != FlushPolicy::Always {
-                continue;
-            }
-            if let Err(error) = stage.log.wait_durable(stage.end_offset).await {
-                if let Some(response) = topics
-                    .get_mut(*topic_index)
-                    .and_then(|topic| topic.partition_responses.get_mut(*partition_index))
-                {
-                    response.error_code = storage_error_code(&error).code();
-                    if request.api_version >= 8 {
-                        response.error_message = Some(str_bytes(error.to_string()));
+    Ok(StagedProduce {
+        api_version: request.api_version,
+        correlation_id: request.header.correlation_id,
+        acks,
+        topics,
+        staged,
+    })
+}
+
+impl StagedProduce {
+    /// Waits for what `acks` asks for and encodes the response; `None` for acks=0.
+    pub async fn respond(self) -> Result<Option<BytesMut>, ProtocolError> {
+        let StagedProduce {
+            api_version,
+            correlation_id,
+            acks,
+            mut topics,
+            staged,
+        } = self;
+        if acks == ACKS_NONE {
+            return Ok(None);
+        }
+        if acks == ACKS_ALL {
+            for (topic_index, partition_index, stage) in &staged {
+                // Under `interval` and `never` the policy itself says when data becomes
+                // durable; acks=-1 then answers once the batch is appended, as Kafka does
+                // without fsync.
+                if stage.log.config().flush_policy != FlushPolicy::Always {
+                    continue;
+                }
+                if let Err(error) = stage.log.wait_durable(stage.end_offset).await {
+                    if let Some(response) = topics
+                        .get_mut(*topic_index)
+                        .and_then(|topic| topic.partition_responses.get_mut(*partition_index))
+                    {
+                        response.error_code = storage_error_code(&error).code();
+                        if api_version >= 8 {
+                            response.error_message = Some(str_bytes(error.to_string()));
+                        }
                     }
                 }
             }
         }
+        let response = ProduceResponse::default().with_responses(topics);
+        encode_response(ApiKey::Produce, api_version, correlation_id, &response).map(Some)
     }
-    let response = ProduceResponse::default().with_responses(topics);
-    encode_response(
-        ApiKey::Produce,
-        request.api_version,
-        request.header.correlation_id,
-        &response,
-    )
-    .map(Some)
 }
 
 type Refusal = (ResponseError, String);
