@@ -1,6 +1,7 @@
 //! The `streambus` broker binary: flags over an optional TOML file, then one shard per core
 //! until SIGTERM or SIGINT.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: escape codes make a log file hard to read and to grep.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,

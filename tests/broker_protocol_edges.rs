@@ -592,3 +592,81 @@ fn a_control_request_over_the_topic_limit_answers_every_topic() {
     );
     assert!(metadata.topics.is_empty());
 }
+
+#[test]
+fn replicas_over_the_shard_brokers_of_one_node_are_refused_with_the_reason() {
+    // Two shards are advertised as brokers 0 and 1, but they are one node: a second replica
+    // would share the first one's disk. Kafka refuses a replication factor above its node
+    // count; so does StreamBus, saying why, rather than accept a copy it does not keep.
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let mut connection = RawConnection::connect(broker.bootstrap);
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name("two-copies"))
+                .with_num_partitions(2)
+                .with_replication_factor(2),
+            CreatableTopic::default()
+                .with_name(topic_name("assigned-twice"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![
+                    create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(0), BrokerId(1)]),
+                ]),
+            CreatableTopic::default()
+                .with_name(topic_name("assigned-once"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![
+                    create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1)]),
+                    create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(1)
+                        .with_broker_ids(vec![BrokerId(0)]),
+                ]),
+        ]);
+    let response: CreateTopicsResponse = connection.call(ApiKey::CreateTopics, 7, &request);
+    let outcome = |name: &str| {
+        let topic = response
+            .topics
+            .iter()
+            .find(|topic| topic.name.0.as_str() == name)
+            .expect("every topic answered");
+        (
+            topic.error_code,
+            topic
+                .error_message
+                .as_ref()
+                .map(|message| message.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    let (code, message) = outcome("two-copies");
+    assert_eq!(code, ResponseError::InvalidReplicationFactor.code());
+    assert!(message.contains("one node"), "{message}");
+    let (code, message) = outcome("assigned-twice");
+    assert_eq!(code, ResponseError::InvalidReplicaAssignment.code());
+    assert!(message.contains("shards (cores) of one"), "{message}");
+    // One replica per partition, on any shard broker, is placed as asked.
+    assert_eq!(outcome("assigned-once").0, 0);
+    let metadata: MetadataResponse = connection.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(topic_name("assigned-once")))])),
+    );
+    let mut leaders: Vec<(i32, i32)> = metadata.topics[0]
+        .partitions
+        .iter()
+        .map(|partition| (partition.partition_index, partition.leader_id.0))
+        .collect();
+    leaders.sort();
+    assert_eq!(leaders, vec![(0, 1), (1, 0)]);
+}

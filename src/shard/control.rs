@@ -525,59 +525,60 @@ impl Controller {
             ));
         }
         let shard_count = self.context.shard_count;
-        let placement = if topic.assignments.is_empty() {
-            if !matches!(topic.replication_factor, 1 | -1) {
-                return Err(fail(
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "replication factor {} is not possible: StreamBus runs one replica per partition",
+        let placement =
+            if topic.assignments.is_empty() {
+                if !matches!(topic.replication_factor, 1 | -1) {
+                    return Err(fail(
+                        ResponseError::InvalidReplicationFactor,
+                        format!(
+                        "replication factor {} needs as many nodes, and this StreamBus cluster \
+                         is one node: its {shard_count} brokers are the node's shards (cores), \
+                         which share its disk; use replication factor 1 or -1",
                         topic.replication_factor
                     ),
-                ));
-            }
-            let partitions = match topic.num_partitions {
-                -1 => self.context.config.default_partitions as i32,
-                count if count >= 1 => count,
-                count => {
-                    return Err(fail(
-                        ResponseError::InvalidPartitions,
-                        format!("{count} partitions: a topic needs at least one"),
-                    ))
-                }
-            };
-            if let Some(problem) = self.check_limits(next, partitions as usize) {
-                return Err(fail(ResponseError::PolicyViolation, problem));
-            }
-            next.place(partitions as usize)
-        } else {
-            if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                return Err(fail(
-                    ResponseError::InvalidRequest,
-                    "with explicit assignments, partitions and replication factor must be -1"
-                        .into(),
-                ));
-            }
-            let mut assignments = topic.assignments.clone();
-            assignments.sort_by_key(|(partition, _)| *partition);
-            let mut placement = Vec::with_capacity(assignments.len());
-            for (expected, (partition, replicas)) in assignments.iter().enumerate() {
-                if *partition != expected as i32 {
-                    return Err(fail(
-                        ResponseError::InvalidReplicaAssignment,
-                        "assigned partitions must be numbered 0, 1, 2, ... without gaps".into(),
                     ));
                 }
-                placement.push(
-                    single_replica(replicas, shard_count).map_err(|message| {
+                let partitions = match topic.num_partitions {
+                    -1 => self.context.config.default_partitions as i32,
+                    count if count >= 1 => count,
+                    count => {
+                        return Err(fail(
+                            ResponseError::InvalidPartitions,
+                            format!("{count} partitions: a topic needs at least one"),
+                        ))
+                    }
+                };
+                if let Some(problem) = self.check_limits(next, partitions as usize) {
+                    return Err(fail(ResponseError::PolicyViolation, problem));
+                }
+                next.place(partitions as usize)
+            } else {
+                if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                    return Err(fail(
+                        ResponseError::InvalidRequest,
+                        "with explicit assignments, partitions and replication factor must be -1"
+                            .into(),
+                    ));
+                }
+                let mut assignments = topic.assignments.clone();
+                assignments.sort_by_key(|(partition, _)| *partition);
+                let mut placement = Vec::with_capacity(assignments.len());
+                for (expected, (partition, replicas)) in assignments.iter().enumerate() {
+                    if *partition != expected as i32 {
+                        return Err(fail(
+                            ResponseError::InvalidReplicaAssignment,
+                            "assigned partitions must be numbered 0, 1, 2, ... without gaps".into(),
+                        ));
+                    }
+                    placement.push(single_replica(replicas, shard_count).map_err(|message| {
                         fail(ResponseError::InvalidReplicaAssignment, message)
-                    })?,
-                );
-            }
-            if let Some(problem) = self.check_limits(next, placement.len()) {
-                return Err(fail(ResponseError::PolicyViolation, problem));
-            }
-            placement
-        };
+                    })?);
+                }
+                if let Some(problem) = self.check_limits(next, placement.len()) {
+                    return Err(fail(ResponseError::PolicyViolation, problem));
+                }
+                placement
+            };
         let mut configs = TopicConfigs::default();
         for (config_name, value) in &topic.configs {
             configs
@@ -719,8 +720,10 @@ fn single_replica(replicas: &[i32], shard_count: u32) -> Result<u32, String> {
             shard_count.saturating_sub(1)
         )),
         _ => Err(format!(
-            "{} replicas given; StreamBus runs exactly one per partition",
-            replicas.len()
+            "{} replicas {replicas:?} given, but brokers 0..{} are the shards (cores) of one \
+             StreamBus node, which keeps one replica per partition: assign one broker each",
+            replicas.len(),
+            shard_count.saturating_sub(1)
         )),
     }
 }

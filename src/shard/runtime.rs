@@ -239,8 +239,11 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<File, BrokerError> {
     Ok(file)
 }
 
-/// glommio locks its I/O memory; raise RLIMIT_MEMLOCK as far as this process may. Root is not
-/// held to the limit, so a failure here is only worth a warning; glommio reports the rest.
+/// glommio locks its I/O memory; raise RLIMIT_MEMLOCK as far as this process may (up to the
+/// hard limit, with no need for `ulimit -l` first), and log the limit it got. Root is not held
+/// to the limit. Below it, glommio skips registering its buffers and still runs (seen with an
+/// 8 MiB hard limit), so a shortfall is a warning; below 512 KiB glommio refuses to start and
+/// says so itself.
 fn raise_memlock_limit(config: &BrokerConfig) {
     let wanted = (config.io_memory_bytes_per_shard as u64)
         .saturating_mul(config.shard_count() as u64)
@@ -251,28 +254,42 @@ fn raise_memlock_limit(config: &BrokerConfig) {
     };
     // SAFETY: getrlimit writes into the struct we own; no other memory is touched.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        warn!("cannot read RLIMIT_MEMLOCK; glommio needs at least 512 KiB of it");
         return;
     }
-    if limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= wanted {
-        return;
-    }
-    let raised = libc::rlimit {
-        rlim_cur: if limit.rlim_max == libc::RLIM_INFINITY {
-            wanted
-        } else {
-            wanted.min(limit.rlim_max)
-        },
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads the struct we own.
-    let raised_ok = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0;
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
-    if !privileged && (!raised_ok || raised.rlim_cur < wanted) {
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: if limit.rlim_max == libc::RLIM_INFINITY {
+                wanted
+            } else {
+                wanted.min(limit.rlim_max)
+            },
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    let limit_text = if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{} KiB", limit.rlim_cur / 1024)
+    };
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < wanted && !privileged {
         warn!(
-            limit_bytes = raised.rlim_cur,
-            wanted_bytes = wanted,
-            "RLIMIT_MEMLOCK is below what the shards' I/O memory needs; if startup fails, raise it with `ulimit -l`"
+            limit = %limit_text,
+            wanted = %format!("{} KiB", wanted / 1024),
+            "RLIMIT_MEMLOCK is below twice the shards' io_memory_bytes_per_shard: glommio will not register its I/O buffers with io_uring (it works, with a copy less saved per I/O); raise the hard limit (limits.conf, systemd LimitMEMLOCK=) or lower io_memory_bytes_per_shard"
+        );
+    } else {
+        info!(
+            limit = %limit_text,
+            wanted = %format!("{} KiB", wanted / 1024),
+            privileged,
+            "locked-memory limit (RLIMIT_MEMLOCK)"
         );
     }
 }
