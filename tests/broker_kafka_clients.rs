@@ -580,3 +580,88 @@ fn retention_at_every_roll_recycles_segment_files_and_a_crash_keeps_the_retained
         "a recycled segment's stale tail is not reported as damage:\n{log}"
     );
 }
+
+#[test]
+fn clients_that_need_consumer_groups_fail_fast_with_a_clear_error() {
+    // Consumer groups are not implemented yet. A client that needs them must get an error it
+    // can show its user, not wait forever: FindCoordinator names the coordinator shard, and
+    // librdkafka then finds the group APIs missing from that broker's ApiVersions.
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    create_topic(&broker, "groupless", 2, &[]);
+    produce(&broker, "groupless", "1", "none", 10, "groupless");
+
+    // All-topics metadata (librdkafka's Metadata v12 with stray bytes) is answered.
+    let listing = consumer(&broker);
+    let metadata = listing.fetch_metadata(None, TIMEOUT).expect("all topics");
+    assert!(metadata.topics().iter().any(|t| t.name() == "groupless"));
+
+    // subscribe(): the first poll reports that JoinGroup is not supported ("JoinGroup
+    // failed: Local: Required feature not supported by broker").
+    let subscriber: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("group.id", "needs-a-group")
+        .create()
+        .expect("consumer");
+    subscriber.subscribe(&["groupless"]).expect("subscribe");
+    let started = Instant::now();
+    let error = loop {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "subscribe() got no error and no message"
+        );
+        match subscriber.poll(Duration::from_millis(200)) {
+            Some(Err(error)) => break error,
+            Some(Ok(message)) => panic!("a message without a group: {:?}", message.offset()),
+            None => {}
+        }
+    };
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnsupportedFeature),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("not supported by broker"),
+        "{error}"
+    );
+    drop(subscriber);
+
+    // assign() with the default enable.auto.commit=true: consuming works, and closing (which
+    // commits) returns at once instead of retrying its commit forever.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let bootstrap = broker.bootstrap_servers();
+        move || {
+            let assigned: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "auto-committer")
+                .create()
+                .expect("consumer");
+            let mut assignment = TopicPartitionList::new();
+            for partition in 0..2 {
+                assignment
+                    .add_partition_offset("groupless", partition, Offset::Beginning)
+                    .expect("assign");
+            }
+            assigned.assign(&assignment).expect("assign");
+            let mut consumed = 0;
+            while consumed < 10 {
+                if let Some(Ok(_)) = assigned.poll(Duration::from_millis(200)) {
+                    consumed += 1;
+                }
+            }
+            let closing = Instant::now();
+            drop(assigned); // rd_kafka_consumer_close (a final commit), then destroy
+            let _ = done.send(closing.elapsed());
+        }
+    });
+    // A hung close leaves its thread behind; the test fails rather than waits.
+    let close_took = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("consume and close within 30 s");
+    assert!(
+        close_took < Duration::from_secs(10),
+        "close took {close_took:?}"
+    );
+}

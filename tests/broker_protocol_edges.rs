@@ -670,3 +670,57 @@ fn replicas_over_the_shard_brokers_of_one_node_are_refused_with_the_reason() {
     leaders.sort();
     assert_eq!(leaders, vec![(0, 1), (1, 0)]);
 }
+
+#[test]
+fn find_coordinator_names_the_shard_crc32c_of_the_key_picks_at_every_version() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let mut connection = RawConnection::connect(broker.bootstrap);
+    let expected = |key: &str| streambus::cluster::coordinator_shard(key, 2);
+    for version in 0..=3 {
+        for (key_type, key) in [(0i8, "orders-readers"), (0, "g"), (1, "txn-1")] {
+            if version == 0 && key_type != 0 {
+                continue; // v0 knows groups only
+            }
+            let request = FindCoordinatorRequest::default()
+                .with_key(kafka_protocol::protocol::StrBytes::from_static_str(key))
+                .with_key_type(key_type);
+            let response: FindCoordinatorResponse =
+                connection.call(ApiKey::FindCoordinator, version, &request);
+            assert_eq!(response.error_code, 0, "v{version} {key}");
+            let shard = expected(key);
+            assert_eq!(response.node_id.0, shard as i32, "v{version} {key}");
+            assert_eq!(response.port, i32::from(broker.shard_ports[shard as usize]));
+            assert_eq!(response.host.as_str(), "127.0.0.1");
+        }
+    }
+    // v4: batched keys; an unknown key type is refused per key.
+    let keys: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|key| kafka_protocol::protocol::StrBytes::from_static_str(key))
+        .collect();
+    let response: FindCoordinatorResponse = connection.call(
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default().with_coordinator_keys(keys.clone()),
+    );
+    assert_eq!(response.coordinators.len(), 4);
+    for coordinator in &response.coordinators {
+        assert_eq!(coordinator.error_code, 0);
+        assert_eq!(
+            coordinator.node_id.0,
+            expected(coordinator.key.as_str()) as i32
+        );
+    }
+    let response: FindCoordinatorResponse = connection.call(
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(7)
+            .with_coordinator_keys(keys),
+    );
+    assert!(response
+        .coordinators
+        .iter()
+        .all(|coordinator| coordinator.error_code == ResponseError::InvalidRequest.code()));
+}

@@ -5,6 +5,7 @@
 //! with a higher `version`, which shard 0 persists ([`store`]) and then pushes to every shard
 //! over the control mesh. Other shards only ever read snapshots.
 
+pub mod coordinator_placement;
 pub mod store;
 pub mod topic_config;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use coordinator_placement::coordinator_shard;
 pub use topic_config::{TopicConfigError, TopicConfigs, TOPIC_CONFIG_NAMES};
 
 /// Kafka's longest topic name.

@@ -33,8 +33,8 @@ pub const SUPPORTED_APIS: [ApiVersionRange; 11] = [
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
     range(ApiKey::Metadata, 0, 12),
-    // Answers COORDINATOR_NOT_AVAILABLE until consumer groups exist; see its handler for why
-    // it is advertised (librdkafka ties LZ4 to it).
+    // Names the coordinator shard, although group and transaction APIs do not exist yet: see
+    // its handler for why (clients then fail fast; librdkafka ties LZ4 to it).
     range(ApiKey::FindCoordinator, 0, 4),
     range(ApiKey::ApiVersions, 0, 3),
     range(ApiKey::CreateTopics, 2, 7),

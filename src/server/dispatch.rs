@@ -36,7 +36,7 @@ pub async fn dispatch(
             .await
             .map(Some),
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(context, &request).map(Some),
-        ApiKey::FindCoordinator => handlers::find_coordinator::handle(&request).map(Some),
+        ApiKey::FindCoordinator => handlers::find_coordinator::handle(context, &request).map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,
