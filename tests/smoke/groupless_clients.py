@@ -1,0 +1,140 @@
+"""Clients that need what StreamBus does not have yet (consumer groups, idempotent producers)
+must fail fast with an error their user sees, never wait silently. Each case below once
+waited forever, or is a client default that needs an API StreamBus lacks.
+
+Usage: groupless_clients.py BOOTSTRAP"""
+import asyncio
+import sys
+import threading
+import time
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaPythonTopicPartition
+from kafka.errors import IncompatibleBrokerVersion
+
+# A fast failure takes well under this; a silent wait would run into it.
+FAIL_FAST_SECONDS = 15
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        print(f"groupless_clients: FAILED: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def confluent_cases(bootstrap: str, topic: str) -> None:
+    # librdkafka's all-topics metadata request (v12, with three stray bytes) is answered.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    check(topic in admin.list_topics(timeout=10).topics, "list_topics() lists the topic")
+
+    # subscribe(): poll() reports that JoinGroup is not supported.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-subscribe"})
+    consumer.subscribe([topic])
+    started = time.time()
+    error = None
+    while error is None and time.time() - started < FAIL_FAST_SECONDS:
+        message = consumer.poll(0.5)
+        if message is not None:
+            check(message.error() is not None, "subscribe() delivered a message without a group")
+            error = message.error()
+    check(error is not None, "subscribe() reported no error")
+    check(error.code() == KafkaError._UNSUPPORTED_FEATURE, f"subscribe() error: {error}")
+    check("JoinGroup" in error.str(), f"subscribe() error names JoinGroup: {error}")
+    consumer.close()
+
+    # assign() with the default enable.auto.commit=true consumes, and close() (which commits)
+    # returns at once.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-assign"})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    consumed = 0
+    started = time.time()
+    while consumed < 10 and time.time() - started < FAIL_FAST_SECONDS:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            consumed += 1
+    check(consumed == 10, f"assign() consumed {consumed} of 10")
+    closed = threading.Event()
+    threading.Thread(target=lambda: (consumer.close(), closed.set()), daemon=True).start()
+    check(closed.wait(FAIL_FAST_SECONDS), "close() of an auto-committing consumer hung")
+
+    # An idempotent producer gets a fatal error (no InitProducerId), not a silent wait.
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer.produce(topic, b"idempotent")
+    started = time.time()
+    fatal = None
+    while fatal is None and time.time() - started < FAIL_FAST_SECONDS:
+        try:
+            producer.poll(0.2)
+        except KafkaException as exception:  # poll() raises the fatal error
+            fatal = exception.args[0]
+    check(fatal is not None and fatal.fatal(), f"idempotent producer error: {fatal}")
+    check("Idempotent producer not supported" in fatal.str(), f"{fatal}")
+    producer.purge()
+
+
+def kafka_python_cases(bootstrap: str, topic: str) -> None:
+    # A group id with assign(): the committed-offset lookup raises at once.
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id="groupless-kafka-python", consumer_timeout_ms=5000
+    )
+    consumer.assign([KafkaPythonTopicPartition(topic, 0)])
+    started = time.time()
+    try:
+        for _ in consumer:
+            pass
+        check(False, "kafka-python consumed without committed offsets")
+    except IncompatibleBrokerVersion as error:
+        check("OffsetFetch" in str(error), f"kafka-python error: {error}")
+    check(time.time() - started < FAIL_FAST_SECONDS, "kafka-python took too long to fail")
+    consumer.close()
+    # kafka-python 3's default idempotent producer raises at once.
+    producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=10_000)
+    try:
+        producer.send(topic, b"idempotent").get(timeout=FAIL_FAST_SECONDS)
+        check(False, "kafka-python's idempotent producer succeeded without InitProducerId")
+    except IncompatibleBrokerVersion as error:
+        check("InitProducerId" in str(error), f"kafka-python producer error: {error}")
+    producer.close(timeout=1)
+
+
+async def aiokafka_cases(bootstrap: str, topic: str) -> None:
+    # A group id with assign(): getone() raises at once.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="groupless-aiokafka")
+    await asyncio.wait_for(consumer.start(), FAIL_FAST_SECONDS)
+    consumer.assign([AioTopicPartition(topic, 0)])
+    try:
+        await asyncio.wait_for(consumer.getone(), FAIL_FAST_SECONDS)
+        check(False, "aiokafka consumed without committed offsets")
+    except Exception as error:  # aiokafka's IncompatibleBrokerVersion
+        check("OffsetFetch" in str(error), f"aiokafka error: {error!r}")
+    finally:
+        await consumer.stop()
+
+
+def main(bootstrap: str) -> None:
+    topic = f"groupless-{int(time.time() * 1000)}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for index in range(10):
+        producer.produce(topic, value=f"value-{index}".encode(), partition=0)
+    check(producer.flush(30) == 0, "produce 10 messages")
+    confluent_cases(bootstrap, topic)
+    kafka_python_cases(bootstrap, topic)
+    asyncio.run(aiokafka_cases(bootstrap, topic))
+    print("groupless_clients: every client failed fast with a clear error")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
