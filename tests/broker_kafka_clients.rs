@@ -627,8 +627,10 @@ fn clients_that_need_consumer_groups_fail_fast_with_a_clear_error() {
     );
     drop(subscriber);
 
-    // assign() with the default enable.auto.commit=true: consuming works, and closing (which
-    // commits) returns at once instead of retrying its commit forever.
+    // assign() without an offset and with the default enable.auto.commit=true: there are no
+    // committed offsets, so consumption starts at auto.offset.reset (librdkafka crashed when
+    // the coordinator lacked OffsetFetch); a commit fails with UNSUPPORTED_FEATURE, and
+    // closing (which commits) returns at once instead of retrying its commit forever.
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn({
         let bootstrap = broker.bootstrap_servers();
@@ -636,12 +638,13 @@ fn clients_that_need_consumer_groups_fail_fast_with_a_clear_error() {
             let assigned: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .set("group.id", "auto-committer")
+                .set("auto.offset.reset", "earliest")
                 .create()
                 .expect("consumer");
             let mut assignment = TopicPartitionList::new();
             for partition in 0..2 {
                 assignment
-                    .add_partition_offset("groupless", partition, Offset::Beginning)
+                    .add_partition_offset("groupless", partition, Offset::Stored)
                     .expect("assign");
             }
             assigned.assign(&assignment).expect("assign");
@@ -651,6 +654,13 @@ fn clients_that_need_consumer_groups_fail_fast_with_a_clear_error() {
                     consumed += 1;
                 }
             }
+            let committed = assigned.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+            assert_eq!(
+                committed
+                    .expect_err("no OffsetCommit yet")
+                    .rdkafka_error_code(),
+                Some(RDKafkaErrorCode::UnsupportedFeature)
+            );
             let closing = Instant::now();
             drop(assigned); // rd_kafka_consumer_close (a final commit), then destroy
             let _ = done.send(closing.elapsed());

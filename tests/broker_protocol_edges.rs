@@ -121,7 +121,7 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 11, "v{version}");
+        assert_eq!(response.api_keys.len(), 12, "v{version}");
         assert!(response
             .api_keys
             .iter()
@@ -148,7 +148,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 11);
+    assert_eq!(response.api_keys.len(), 12);
 }
 
 #[test]
@@ -723,4 +723,74 @@ fn find_coordinator_names_the_shard_crc32c_of_the_key_picks_at_every_version() {
         .coordinators
         .iter()
         .all(|coordinator| coordinator.error_code == ResponseError::InvalidRequest.code()));
+}
+
+#[test]
+fn offset_fetch_answers_no_committed_offset_on_the_coordinator_and_not_coordinator_elsewhere() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let group = "fetching-group";
+    let coordinator = streambus::cluster::coordinator_shard(group, 2) as usize;
+    let mut on_coordinator = RawConnection::connect(broker.shard_address(coordinator));
+    let mut elsewhere = RawConnection::connect(broker.shard_address(1 - coordinator));
+    let group_id = GroupId(kafka_protocol::protocol::StrBytes::from_static_str(group));
+    let topics = vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+        .with_name(topic_name("any-topic"))
+        .with_partition_indexes(vec![0, 3])];
+    for version in 1..=7 {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(group_id.clone())
+            .with_topics(Some(topics.clone()));
+        let response: OffsetFetchResponse =
+            on_coordinator.call(ApiKey::OffsetFetch, version, &request);
+        let partitions = &response.topics[0].partitions;
+        assert_eq!(partitions.len(), 2, "v{version}");
+        assert!(partitions
+            .iter()
+            .all(|partition| partition.committed_offset == -1 && partition.error_code == 0));
+        assert_eq!(response.error_code, 0);
+        let response: OffsetFetchResponse = elsewhere.call(ApiKey::OffsetFetch, version, &request);
+        let not_coordinator = ResponseError::NotCoordinator.code();
+        if version >= 2 {
+            assert_eq!(response.error_code, not_coordinator, "v{version}");
+        } else {
+            assert!(response.topics[0]
+                .partitions
+                .iter()
+                .all(|partition| partition.error_code == not_coordinator));
+        }
+        // Every committed partition of the group (topics null, v2+): there are none.
+        if version >= 2 {
+            let request = OffsetFetchRequest::default()
+                .with_group_id(group_id.clone())
+                .with_topics(None);
+            let response: OffsetFetchResponse =
+                on_coordinator.call(ApiKey::OffsetFetch, version, &request);
+            assert!(response.topics.is_empty());
+        }
+    }
+    for version in 8..=9 {
+        let request = OffsetFetchRequest::default().with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(group_id.clone())
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopics::default()
+                        .with_name(topic_name("any-topic"))
+                        .with_partition_indexes(vec![1]),
+                ])),
+        ]);
+        let response: OffsetFetchResponse =
+            on_coordinator.call(ApiKey::OffsetFetch, version, &request);
+        assert_eq!(response.groups[0].error_code, 0);
+        let partition = &response.groups[0].topics[0].partitions[0];
+        assert_eq!(
+            (partition.partition_index, partition.committed_offset),
+            (1, -1)
+        );
+        let response: OffsetFetchResponse = elsewhere.call(ApiKey::OffsetFetch, version, &request);
+        assert_eq!(
+            response.groups[0].error_code,
+            ResponseError::NotCoordinator.code()
+        );
+    }
 }

@@ -141,6 +141,7 @@ fn encode_default_body(api_key: ApiKey, version: i16, payload: &mut BytesMut) ->
             .with_replica_id(BrokerId(-1))
             .encode(payload, version),
         ApiKey::Metadata => MetadataRequest::default().encode(payload, version),
+        ApiKey::OffsetFetch => OffsetFetchRequest::default().encode(payload, version),
         ApiKey::FindCoordinator => {
             let request = if version >= 4 {
                 FindCoordinatorRequest::default()

@@ -28,11 +28,13 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 11] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 12] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
     range(ApiKey::Metadata, 0, 12),
+    // "No committed offset" for every partition until OffsetCommit exists; see its handler.
+    range(ApiKey::OffsetFetch, 1, 9),
     // Names the coordinator shard, although group and transaction APIs do not exist yet: see
     // its handler for why (clients then fail fast; librdkafka ties LZ4 to it).
     range(ApiKey::FindCoordinator, 0, 4),

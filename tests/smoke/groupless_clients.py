@@ -1,6 +1,7 @@
-"""Clients that need what StreamBus does not have yet (consumer groups, idempotent producers)
-must fail fast with an error their user sees, never wait silently. Each case below once
-waited forever, or is a client default that needs an API StreamBus lacks.
+"""Clients that need what StreamBus does not have yet (consumer groups, committed offsets,
+idempotent producers) must fail fast with an error their user sees, never wait silently or
+crash. Each case below once waited forever, crashed, or is a client default that needs an API
+StreamBus lacks.
 
 Usage: groupless_clients.py BOOTSTRAP"""
 import asyncio
@@ -53,10 +54,18 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
     check("JoinGroup" in error.str(), f"subscribe() error names JoinGroup: {error}")
     consumer.close()
 
-    # assign() with the default enable.auto.commit=true consumes, and close() (which commits)
-    # returns at once.
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-assign"})
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    # assign() without an offset asks the coordinator for committed offsets: there are none,
+    # so auto.offset.reset applies (librdkafka crashed here when OffsetFetch was missing). A
+    # commit fails with an error the application sees, and close() with the default
+    # enable.auto.commit=true returns at once.
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "groupless-assign",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0)])
     consumed = 0
     started = time.time()
     while consumed < 10 and time.time() - started < FAIL_FAST_SECONDS:
@@ -64,6 +73,12 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
         if message is not None and message.error() is None:
             consumed += 1
     check(consumed == 10, f"assign() consumed {consumed} of 10")
+    try:
+        consumer.commit(asynchronous=False)
+        check(False, "a commit succeeded without OffsetCommit")
+    except KafkaException as exception:
+        error = exception.args[0]
+        check(error.code() == KafkaError._UNSUPPORTED_FEATURE, f"commit error: {error}")
     closed = threading.Event()
     threading.Thread(target=lambda: (consumer.close(), closed.set()), daemon=True).start()
     check(closed.wait(FAIL_FAST_SECONDS), "close() of an auto-committing consumer hung")
@@ -84,20 +99,28 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
 
 
 def kafka_python_cases(bootstrap: str, topic: str) -> None:
-    # A group id with assign(): the committed-offset lookup raises at once.
+    # A group id with assign(): no committed offsets, so it reads from the reset point; a
+    # commit raises.
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id="groupless-kafka-python", consumer_timeout_ms=5000
+        bootstrap_servers=bootstrap,
+        group_id="groupless-kafka-python",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
     )
     consumer.assign([KafkaPythonTopicPartition(topic, 0)])
-    started = time.time()
+    consumed = 0
+    for _ in consumer:
+        consumed += 1
+        if consumed == 10:
+            break
+    check(consumed == 10, f"kafka-python consumed {consumed} of 10")
     try:
-        for _ in consumer:
-            pass
-        check(False, "kafka-python consumed without committed offsets")
+        consumer.commit()
+        check(False, "kafka-python committed without OffsetCommit")
     except IncompatibleBrokerVersion as error:
-        check("OffsetFetch" in str(error), f"kafka-python error: {error}")
-    check(time.time() - started < FAIL_FAST_SECONDS, "kafka-python took too long to fail")
-    consumer.close()
+        check("OffsetCommit" in str(error), f"kafka-python commit error: {error}")
+    consumer.close(autocommit=False)
     # kafka-python 3's default idempotent producer raises at once.
     producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=10_000)
     try:
@@ -109,15 +132,26 @@ def kafka_python_cases(bootstrap: str, topic: str) -> None:
 
 
 async def aiokafka_cases(bootstrap: str, topic: str) -> None:
-    # A group id with assign(): getone() raises at once.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="groupless-aiokafka")
+    # A group id with assign(): no committed offsets, so it reads from the reset point; a
+    # commit raises.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id="groupless-aiokafka",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await asyncio.wait_for(consumer.start(), FAIL_FAST_SECONDS)
-    consumer.assign([AioTopicPartition(topic, 0)])
     try:
-        await asyncio.wait_for(consumer.getone(), FAIL_FAST_SECONDS)
-        check(False, "aiokafka consumed without committed offsets")
-    except Exception as error:  # aiokafka's IncompatibleBrokerVersion
-        check("OffsetFetch" in str(error), f"aiokafka error: {error!r}")
+        consumer.assign([AioTopicPartition(topic, 0)])
+        message = await asyncio.wait_for(consumer.getone(), FAIL_FAST_SECONDS)
+        check(message.offset == 0, f"aiokafka read offset {message.offset} first")
+        try:
+            await asyncio.wait_for(consumer.commit(), FAIL_FAST_SECONDS)
+            check(False, "aiokafka committed without OffsetCommit")
+        except asyncio.TimeoutError:
+            check(False, "aiokafka's commit hung")
+        except Exception as error:  # aiokafka's IncompatibleBrokerVersion
+            check("OffsetCommit" in str(error), f"aiokafka commit error: {error!r}")
     finally:
         await consumer.stop()
 

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_fetch;
 pub mod produce;
 
 use kafka_protocol::messages::BrokerId;
