@@ -100,6 +100,8 @@ if [ ! -x "$binary" ]; then
 fi
 
 # --- A fresh broker per scenario: 2 shards, 4 partitions per auto-created topic ------------
+# shellcheck source=../scripts/broker.sh
+source "$root/tests/scripts/broker.sh"
 work="$(mktemp -d)"
 broker_pid=
 broker_scenario=
@@ -138,20 +140,7 @@ start_broker() {
   [ "$scenario" = "noautocreate" ] && auto_create=false
   broker_scenario="$scenario"
   printf 'auto_create_topics = %s\ndefault_partitions = 4\n' "$auto_create" >"$work/broker.toml"
-  rm -rf "$work/data"
-  "$binary" --data-dir "$work/data" --listen 127.0.0.1:0 --shards 2 --config "$work/broker.toml" \
-    >"$work/stdout" 2>"$work/broker-$scenario.log" &
-  broker_pid=$!
-  for _ in $(seq 1 300); do
-    if grep -q 'listening on' "$work/stdout"; then break; fi
-    sleep 0.1
-  done
-  bootstrap=$(awk '/listening on/ {print $4}' "$work/stdout")
-  if [ -z "$bootstrap" ]; then
-    echo "librdkafka.sh: the broker did not start" >&2
-    cat "$work/broker-$scenario.log" >&2
-    exit 1
-  fi
+  start_streambus "$binary" "$work" "$work/broker.toml" "$work/broker-$scenario.log" || exit 1
   echo "librdkafka.sh: $scenario broker at $bootstrap, suite $version"
   cat >"$work/test.conf" <<CONF
 metadata.broker.list=$bootstrap

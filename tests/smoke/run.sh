@@ -15,19 +15,9 @@ cleanup() {
 trap cleanup EXIT
 # kcat cannot create topics: its topic is auto-created with these partitions.
 printf 'default_partitions = 6\n' >"$work/broker.toml"
-"$binary" --data-dir "$work/data" --listen 127.0.0.1:0 --shards 2 --config "$work/broker.toml" \
-  >"$work/stdout" 2>"$work/stderr" &
-broker_pid=$!
-for _ in $(seq 1 300); do
-  if grep -q 'listening on' "$work/stdout"; then break; fi
-  sleep 0.1
-done
-bootstrap=$(awk '/listening on/ {print $4}' "$work/stdout")
-if [ -z "$bootstrap" ]; then
-  echo "smoke: the broker did not start" >&2
-  cat "$work/stderr" >&2
-  exit 1
-fi
+# shellcheck source=../scripts/broker.sh
+source "$here/../scripts/broker.sh"
+start_streambus "$binary" "$work" "$work/broker.toml" "$work/stderr" || exit 1
 echo "smoke: broker at $bootstrap"
 status=0
 bash "$here/kcat_smoke.sh" "$bootstrap" || status=1
