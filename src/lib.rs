@@ -18,6 +18,7 @@
 //! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
 //!   mesh and shard 0's controller; startup and shutdown.
 //! - [`server`]: listeners, connections, dispatch, and one handler per Kafka API.
+//! - [`blocking`]: synchronous file-system calls moved off the shard threads.
 //! - [`wake`]: a de-duplicated list of waiting tasks, shared by the shard and the client.
 //! - [`net`]: a glommio `TcpStream` split into read and write halves (server and client).
 //! - [`client`]: the Rust client SDK (producer, consumer, admin) on glommio; `loadgen/` and the
@@ -27,6 +28,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod client;
 pub mod cluster;
 pub mod config;

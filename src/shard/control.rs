@@ -22,6 +22,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 
+use crate::blocking::run_blocking;
 use crate::cluster::store::MetadataStore;
 use crate::cluster::{topic_name_problem, ClusterMetadata, TopicConfigs, TopicMetadata};
 use crate::wake::WakerSet;
@@ -415,7 +416,15 @@ impl Controller {
             return outcomes;
         }
         next.version += 1;
-        if let Err(error) = self.store.save(&next) {
+        // Off the shard thread: shard 0 also serves produce, and an fsync here would stall
+        // every group commit it runs meanwhile. Control requests are handled one at a time,
+        // so nothing else changes the metadata while this waits.
+        let saved = {
+            let store = self.store.clone();
+            let snapshot = next.clone();
+            run_blocking(move || store.save(&snapshot)).await
+        };
+        if let Err(error) = saved {
             warn!(%error, "cannot persist cluster metadata; the change is abandoned");
             return fail_successes(
                 outcomes,

@@ -283,6 +283,17 @@ async fn open_partition(
     config: crate::storage::LogConfig,
     budget: &Rc<MemTableBudget>,
 ) -> Result<PartitionLog, String> {
+    let prepared = directory.to_path_buf();
+    crate::blocking::run_blocking(move || prepare_partition_directory(&prepared, topic_id)).await?;
+    PartitionLog::open(directory, config, budget.clone())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// Makes `directory` the home of topic `topic_id`'s partition: removes what an older topic
+/// of the same name left there, creates it, and records the topic id durably. Blocking: runs
+/// on glommio's blocking pool.
+fn prepare_partition_directory(directory: &Path, topic_id: u128) -> Result<(), String> {
     let id_path = directory.join(TOPIC_ID_FILE);
     let expected = format!("{topic_id:032x}");
     match std::fs::read_to_string(&id_path) {
@@ -305,9 +316,7 @@ async fn open_partition(
     if !id_path.exists() {
         write_durably(&id_path, expected.as_bytes())?;
     }
-    PartitionLog::open(directory, config, budget.clone())
-        .await
-        .map_err(|error| error.to_string())
+    Ok(())
 }
 
 fn write_durably(path: &Path, contents: &[u8]) -> Result<(), String> {

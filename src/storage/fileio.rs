@@ -173,14 +173,21 @@ const DIRECT_IO_PROBE_FILE: &str = ".direct_io_probe";
 /// disks among them). Opening a non-empty file first gives the probe a real answer.
 pub(crate) async fn prime_direct_io_probe(directory: &Path) -> StorageResult<()> {
     use std::os::unix::fs::MetadataExt;
-    let device = std::fs::metadata(directory)
-        .map_err(super::error::std_io_error("stat", directory))?
-        .dev();
+    let stated = directory.to_path_buf();
+    let device = crate::blocking::run_blocking(move || {
+        std::fs::metadata(&stated).map_err(super::error::std_io_error("stat", &stated))
+    })
+    .await?
+    .dev();
     if PROBED_DEVICES.with(|probed| probed.borrow().contains(&device)) {
         return Ok(());
     }
     let path = directory.join(DIRECT_IO_PROBE_FILE);
-    std::fs::write(&path, [0u8; 4096]).map_err(super::error::std_io_error("write", &path))?;
+    let written = path.clone();
+    crate::blocking::run_blocking(move || {
+        std::fs::write(&written, [0u8; 4096]).map_err(super::error::std_io_error("write", &written))
+    })
+    .await?;
     let file = DmaFile::open(&path)
         .await
         .map_err(io_error("open", &path))?;

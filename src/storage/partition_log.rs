@@ -48,6 +48,8 @@ use crate::record::{BatchHeader, RecordBatch, RecordIter, TimestampType};
 
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{io_error, std_io_error, StorageError, StorageResult};
+use crate::blocking::run_blocking;
+
 use super::fileio::{
     open_read_write, prime_direct_io_probe, read_exact, read_small_file, remove_if_exists,
     short_write, sync_directory, write_small_file, SmallFile,
@@ -207,11 +209,14 @@ impl PartitionLog {
         budget: Rc<MemTableBudget>,
     ) -> StorageResult<Self> {
         config.validate()?;
-        let directory = directory.as_ref();
-        std::fs::create_dir_all(directory).map_err(std_io_error("create directory", directory))?;
+        let requested = directory.as_ref().to_path_buf();
         // glommio runs statfs on DMA paths and unwraps it: give it absolute paths only.
-        let directory =
-            std::fs::canonicalize(directory).map_err(std_io_error("resolve", directory))?;
+        let directory = run_blocking(move || {
+            std::fs::create_dir_all(&requested)
+                .map_err(std_io_error("create directory", &requested))?;
+            std::fs::canonicalize(&requested).map_err(std_io_error("resolve", &requested))
+        })
+        .await?;
         prime_direct_io_probe(&directory).await?;
         let (state, recovery) = recover(&directory, &config).await?;
         let memtable = MemTable::new(budget);
@@ -831,9 +836,12 @@ impl PartitionLog {
             remove_segment_files(paths).await?;
         }
         remove_if_exists(&inner.directory.join(CLEAN_SHUTDOWN_MARKER)).await?;
-        std::fs::remove_dir_all(&inner.directory)
-            .map_err(std_io_error("remove directory", &inner.directory))?;
-        Ok(())
+        let directory = inner.directory.clone();
+        run_blocking(move || {
+            std::fs::remove_dir_all(&directory)
+                .map_err(std_io_error("remove directory", &directory))
+        })
+        .await
     }
 }
 
@@ -1468,25 +1476,35 @@ async fn recover(
     config: &LogConfig,
 ) -> StorageResult<(LogState, RecoveryReport)> {
     let marker = directory.join(CLEAN_SHUTDOWN_MARKER);
-    let clean_shutdown = marker.exists();
     let mut bases = Vec::new();
     let mut parked = Vec::new();
     let mut markers = Vec::new();
-    let entries = std::fs::read_dir(directory).map_err(std_io_error("list", directory))?;
-    for entry in entries {
-        let entry = entry.map_err(std_io_error("list", directory))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    let listed = directory.to_path_buf();
+    let (clean_shutdown, names) = run_blocking(move || {
+        let clean_shutdown = listed.join(CLEAN_SHUTDOWN_MARKER).exists();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&listed).map_err(std_io_error("list", &listed))? {
+            let entry = entry.map_err(std_io_error("list", &listed))?;
+            // Names that are not UTF-8 are not ours.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        StorageResult::Ok((clean_shutdown, names))
+    })
+    .await?;
+    for name in &names {
+        let name = name.as_str();
         if name.ends_with(".tmp") {
-            remove_if_exists(&entry.path()).await?;
+            remove_if_exists(&directory.join(name)).await?;
             continue;
         }
         if let Some(base) = parse_log_file_name(name) {
             bases.push(base);
         } else if let Some(base) = parse_recyclable_file_name(name) {
-            parked.push((base, entry.path()));
+            parked.push((base, directory.join(name)));
         } else if name.ends_with(RECYCLED_MARKER_SUFFIX) {
-            markers.push(entry.path());
+            markers.push(directory.join(name));
         }
     }
     bases.sort_unstable();
