@@ -39,27 +39,7 @@ impl ClientConfig {
     }
 }
 
-/// Acknowledgements a producer asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acks {
-    /// No response at all (`acks=0`).
-    None,
-    /// The leader appended it (`acks=1`).
-    Leader,
-    /// Durable by the broker's policy (`acks=all`, -1).
-    All,
-}
-
-impl Acks {
-    /// The wire value.
-    pub fn wire(self) -> i16 {
-        match self {
-            Self::None => 0,
-            Self::Leader => 1,
-            Self::All => -1,
-        }
-    }
-}
+pub use crate::protocol::acks::Acks;
 
 /// Producer settings.
 #[derive(Debug, Clone)]

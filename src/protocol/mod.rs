@@ -1,6 +1,7 @@
 //! The Kafka wire protocol, as StreamBus frames and dispatches it. Message bodies are encoded
 //! and decoded by the `kafka-protocol` crate; this module owns what is around them:
 //!
+//! - [`acks`]: the Produce `acks` values, shared by the broker and the client.
 //! - [`frame`]: the 4-byte length prefix, checked against `max_request_bytes` before a byte of
 //!   the body is read or allocated.
 //! - [`header`]: the request header, read far enough to route and to answer even a request
@@ -8,6 +9,7 @@
 //! - [`versions`]: the API and version table ApiVersions advertises.
 //! - [`response`]: a response header and body encoded into one length-prefixed frame.
 
+pub mod acks;
 pub mod frame;
 pub mod header;
 pub mod response;

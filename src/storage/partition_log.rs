@@ -200,6 +200,25 @@ struct LogState {
     closed: bool,
 }
 
+impl LogState {
+    /// The log's offset invariant: durable ≤ written ≤ next. An acks=-1 answer rests on
+    /// `durable_offset`, so a violation would acknowledge data that is not on disk.
+    fn debug_assert_offsets(&self) {
+        debug_assert!(
+            self.durable_offset <= self.written_offset,
+            "durable offset {} above written offset {}",
+            self.durable_offset,
+            self.written_offset
+        );
+        debug_assert!(
+            self.written_offset <= self.next_offset,
+            "written offset {} above next offset {}",
+            self.written_offset,
+            self.next_offset
+        );
+    }
+}
+
 impl PartitionLog {
     /// Opens (or creates) the log in `directory`, recovering it, and starts its flusher.
     /// Must run inside a glommio executor.
@@ -749,6 +768,7 @@ impl PartitionLog {
         state.next_offset = new_end;
         state.written_offset = new_end;
         state.durable_offset = new_end;
+        state.debug_assert_offsets();
         state.unsynced_files.clear();
         inner.memtable.remove_from(new_end);
         tracing::info!(
@@ -904,8 +924,10 @@ impl LogInner {
         active.stage(&bytes, self.config.write_buffer_bytes, |capacity| {
             allocate_dma_buffer(capacity)
         });
+        debug_assert!(header.next_offset() > base_offset, "a batch holds a record");
         state.next_offset = header.next_offset();
         state.staged_bytes += batch_bytes;
+        state.debug_assert_offsets();
         drop(state);
         self.memtable.insert(base_offset, bytes);
         let mut stats = self.stats.get();
@@ -1094,10 +1116,16 @@ impl LogInner {
         {
             let mut state = self.state.borrow_mut();
             state.staged_bytes = state.staged_bytes.saturating_sub(taken_bytes);
+            debug_assert!(
+                end_offset >= state.written_offset,
+                "a write moved the written offset back from {} to {end_offset}",
+                state.written_offset
+            );
             state.written_offset = end_offset;
             if sync_wanted {
                 state.durable_offset = end_offset;
             }
+            state.debug_assert_offsets();
         }
         self.memtable.set_evictable_below(end_offset);
         self.count(|stats| stats.flush_cycles += 1);

@@ -186,8 +186,22 @@ impl Segment {
         }
     }
 
+    /// `offset` relative to the segment's base, as the indexes store it. The log rolls before a
+    /// segment's offsets span more than `u32` (`maybe_roll`), so it always fits; a value that
+    /// did not would write a wrong index entry, so it is an assertion, not a saturation.
     pub fn relative(&self, offset: u64) -> u32 {
-        u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
+        assert!(
+            offset >= self.base_offset,
+            "offset {offset} below segment base {}",
+            self.base_offset
+        );
+        let relative = offset - self.base_offset;
+        assert!(
+            relative <= u64::from(u32::MAX),
+            "offset {offset} is {relative} past segment base {}: beyond u32",
+            self.base_offset
+        );
+        relative as u32
     }
 
     /// Records a batch that starts at `position` in the index bookkeeping: an index entry every
@@ -196,7 +210,7 @@ impl Segment {
         if self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
             self.offset_index.push(IndexEntry {
                 relative_offset: self.relative(header.base_offset),
-                position: u32::try_from(position).unwrap_or(u32::MAX),
+                position: index_position(position),
             });
             if self.max_timestamp >= 0 {
                 self.time_index.push(TimeIndexEntry {
@@ -281,6 +295,12 @@ impl Segment {
             self.carry.clear();
             self.carry
                 .extend_from_slice(&back.buffer.as_bytes()[from..back.filled]);
+            // The carry is the unwritten tail of one block, never a whole block.
+            debug_assert!(
+                self.carry.len() < DMA_ALIGNMENT_BYTES,
+                "carry of {} bytes is not shorter than a block",
+                self.carry.len()
+            );
         }
         into.extend(self.staging.drain(..));
         std::mem::take(&mut self.staged_bytes)
@@ -399,4 +419,14 @@ pub(crate) async fn read_first_header(
     }
     let head = read_exact(file, path, 0, BATCH_HEADER_BYTES).await?;
     Ok(BatchHeader::parse(&head).ok())
+}
+
+/// A file position as the offset index stores it. `segment_bytes` is at most `u32::MAX`
+/// (validated), so positions fit; one that did not would write a wrong index entry.
+fn index_position(position: u64) -> u32 {
+    assert!(
+        position <= u64::from(u32::MAX),
+        "segment position {position} beyond u32"
+    );
+    position as u32
 }

@@ -17,6 +17,11 @@ use crate::shard::{ControlRequest, NewTopic, ShardContext};
 use super::describe_configs::{config_source, CONFIG_SOURCE_DEFAULT};
 use super::str_bytes;
 
+/// Topic ids in the response exist from this version.
+pub const TOPIC_ID_VERSION_MIN: i16 = 7;
+/// Partitions, replication factor and configs in the response exist from this version.
+pub const TOPIC_DETAILS_VERSION_MIN: i16 = 5;
+
 /// Answers CreateTopics.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: CreateTopicsRequest = decode_body(request)?;
@@ -83,12 +88,14 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 _ => context.config.default_partitions as i32,
             };
             // Topic ids exist from v7; partitions, replication factor and configs from v5.
-            if let (Some(topic), false, true) =
-                (created, body.validate_only, request.api_version >= 7)
-            {
+            if let (Some(topic), false, true) = (
+                created,
+                body.validate_only,
+                request.api_version >= TOPIC_ID_VERSION_MIN,
+            ) {
                 result.topic_id = Uuid::from_u128(topic.topic_id);
             }
-            if request.api_version < 5 {
+            if request.api_version < TOPIC_DETAILS_VERSION_MIN {
                 return result;
             }
             let configs = TOPIC_CONFIG_NAMES

@@ -13,13 +13,18 @@ use crate::shard::{ControlRequest, ShardContext};
 
 use super::str_bytes;
 
+/// Topics named by id exist from this version.
+pub const TOPIC_ID_VERSION_MIN: i16 = 6;
+/// Error messages exist from this version.
+pub const ERROR_MESSAGE_VERSION_MIN: i16 = 5;
+
 /// Answers DeleteTopics.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: DeleteTopicsRequest = decode_body(request)?;
     let version = request.api_version;
     let snapshot = context.metadata();
     // (name if known, id as asked) per topic, in request order.
-    let asked: Vec<(Option<String>, Uuid)> = if request.api_version >= 6 {
+    let asked: Vec<(Option<String>, Uuid)> = if request.api_version >= TOPIC_ID_VERSION_MIN {
         body.topics
             .iter()
             .map(|topic| match &topic.name {
@@ -74,9 +79,18 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 // Topic ids exist from v6, error messages from v5.
                 DeletableTopicResult::default()
                     .with_name(Some(TopicName(str_bytes(name))))
-                    .with_topic_id(if version >= 6 { id } else { Uuid::nil() })
+                    .with_topic_id(if version >= TOPIC_ID_VERSION_MIN {
+                        id
+                    } else {
+                        Uuid::nil()
+                    })
                     .with_error_code(outcome.error_code)
-                    .with_error_message(outcome.message.filter(|_| version >= 5).map(str_bytes))
+                    .with_error_message(
+                        outcome
+                            .message
+                            .filter(|_| version >= ERROR_MESSAGE_VERSION_MIN)
+                            .map(str_bytes),
+                    )
             }
             None => DeletableTopicResult::default()
                 .with_topic_id(asked_id)

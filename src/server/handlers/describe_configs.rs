@@ -17,6 +17,9 @@ use crate::shard::ShardContext;
 
 use super::str_bytes;
 
+/// Config types exist from this version.
+pub const CONFIG_TYPE_VERSION_MIN: i16 = 3;
+
 /// Kafka's resource type for topics.
 pub const RESOURCE_TYPE_TOPIC: i8 = 2;
 /// Kafka's resource type for brokers.
@@ -183,11 +186,13 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                                 } else {
                                     config_source::STATIC_BROKER
                                 })
-                                .with_config_type(if request.api_version >= 3 {
-                                    topic_config_type(config)
-                                } else {
-                                    0
-                                })
+                                .with_config_type(
+                                    if request.api_version >= CONFIG_TYPE_VERSION_MIN {
+                                        topic_config_type(config)
+                                    } else {
+                                        0
+                                    },
+                                )
                         })
                         .collect();
                     result.with_configs(configs)
@@ -215,7 +220,13 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                                 .with_value(Some(str_bytes(value)))
                                 .with_read_only(true)
                                 .with_config_source(config_source::STATIC_BROKER)
-                                .with_config_type(if request.api_version >= 3 { kind } else { 0 })
+                                .with_config_type(
+                                    if request.api_version >= CONFIG_TYPE_VERSION_MIN {
+                                        kind
+                                    } else {
+                                        0
+                                    },
+                                )
                         })
                         .collect();
                     result.with_configs(configs)

@@ -23,6 +23,9 @@ use crate::storage::{LogRead, PartitionLog};
 
 use super::storage_error_code;
 
+/// The partitions' log start offset exists from this version.
+pub const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
+
 /// Partitions one fetch may name.
 pub const FETCH_PARTITIONS_MAX: usize = 100_000;
 
@@ -83,7 +86,13 @@ async fn read_partitions(
     response_bytes_max: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, Vec<Watch>, bool) {
     // The log start offset exists from v5.
-    let log_start = |offset: u64| if api_version >= 5 { offset as i64 } else { -1 };
+    let log_start = |offset: u64| {
+        if api_version >= LOG_START_OFFSET_VERSION_MIN {
+            offset as i64
+        } else {
+            -1
+        }
+    };
     let mut total_bytes = 0usize;
     let mut watches = Vec::new();
     let mut any_error = false;

@@ -27,6 +27,11 @@ use crate::shard::ShardContext;
 
 use super::str_bytes;
 
+/// Key types (and error messages) exist from this version; before it every key is a group.
+pub const KEY_TYPE_VERSION_MIN: i16 = 1;
+/// Several keys per request exist from this version.
+pub const BATCHED_KEYS_VERSION_MIN: i16 = 4;
+
 /// Keys one batched (v4+) request may name.
 pub const COORDINATOR_KEYS_MAX: usize = 10_000;
 /// Key type of a consumer group.
@@ -71,12 +76,12 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
     let body: FindCoordinatorRequest = decode_body(request)?;
     let version = request.api_version;
     // Before v1 every key is a group.
-    let key_type = if version >= 1 {
+    let key_type = if version >= KEY_TYPE_VERSION_MIN {
         body.key_type
     } else {
         KEY_TYPE_GROUP
     };
-    let response = if version >= 4 {
+    let response = if version >= BATCHED_KEYS_VERSION_MIN {
         if body.coordinator_keys.len() > COORDINATOR_KEYS_MAX {
             return Err(ProtocolError::Malformed {
                 what: "FindCoordinator request",
@@ -102,7 +107,12 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
         let located = locate(context, key_type, body.key.as_str());
         FindCoordinatorResponse::default()
             .with_error_code(located.error.map_or(0, |error| error.code()))
-            .with_error_message(located.message.filter(|_| version >= 1).map(str_bytes))
+            .with_error_message(
+                located
+                    .message
+                    .filter(|_| version >= KEY_TYPE_VERSION_MIN)
+                    .map(str_bytes),
+            )
             .with_node_id(BrokerId(located.node_id))
             .with_host(located.host)
             .with_port(located.port)

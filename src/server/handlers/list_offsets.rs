@@ -16,6 +16,9 @@ use crate::shard::{PartitionLookup, ShardContext};
 
 use super::storage_error_code;
 
+/// Leader epochs exist from this version.
+pub const LEADER_EPOCH_VERSION_MIN: i16 = 4;
+
 /// Kafka's "latest" timestamp.
 pub const LATEST_TIMESTAMP: i64 = -1;
 /// Kafka's "earliest" timestamp.
@@ -34,7 +37,11 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                 .with_timestamp(-1)
                 .with_offset(-1)
                 // The leader epoch exists from v4; every partition is in epoch 0.
-                .with_leader_epoch(if request.api_version >= 4 { 0 } else { -1 });
+                .with_leader_epoch(if request.api_version >= LEADER_EPOCH_VERSION_MIN {
+                    0
+                } else {
+                    -1
+                });
             let log = match context.lookup(name, partition.partition_index) {
                 PartitionLookup::Local(log) => log,
                 PartitionLookup::Elsewhere => {

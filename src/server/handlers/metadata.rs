@@ -18,6 +18,13 @@ use crate::shard::{ControlRequest, ShardContext};
 use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
 use super::{shard_brokers, str_bytes};
 
+/// The allow_auto_topic_creation flag exists from this version; before it, auto-creation is allowed.
+pub const ALLOW_AUTO_CREATE_VERSION_MIN: i16 = 4;
+/// Leader epochs exist from this version.
+pub const LEADER_EPOCH_VERSION_MIN: i16 = 7;
+/// Topic ids exist from this version.
+pub const TOPIC_ID_VERSION_MIN: i16 = 10;
+
 /// Topics one Metadata request may name; more is refused as malformed.
 pub const METADATA_REQUEST_TOPICS_MAX: usize = 100_000;
 
@@ -48,8 +55,8 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
             )
         }
     };
-    let allow_auto_create =
-        context.config.auto_create_topics && (version < 4 || body.allow_auto_topic_creation);
+    let allow_auto_create = context.config.auto_create_topics
+        && (version < ALLOW_AUTO_CREATE_VERSION_MIN || body.allow_auto_topic_creation);
     let snapshot = match &requested {
         Some(names) if allow_auto_create => {
             let missing: Vec<String> = names
@@ -129,13 +136,17 @@ fn describe_topic(snapshot: &ClusterMetadata, name: &str, version: i16) -> Metad
                 .with_partition_index(index as i32)
                 .with_leader_id(leader)
                 // Leader epochs exist from v7; every partition is in epoch 0.
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
+                .with_leader_epoch(if version >= LEADER_EPOCH_VERSION_MIN {
+                    0
+                } else {
+                    -1
+                })
                 .with_replica_nodes(vec![leader])
                 .with_isr_nodes(vec![leader])
         })
         .collect();
     // Topic ids exist from v10.
-    let topic_id = if version >= 10 {
+    let topic_id = if version >= TOPIC_ID_VERSION_MIN {
         Uuid::from_u128(topic.topic_id)
     } else {
         Uuid::nil()

@@ -24,6 +24,13 @@ use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
 use crate::shard::ShardContext;
 
+/// Several groups per request exist from this version.
+pub const BATCHED_GROUPS_VERSION_MIN: i16 = 8;
+/// Committed leader epochs exist from this version.
+pub const LEADER_EPOCH_VERSION_MIN: i16 = 5;
+/// A top-level error code exists from this version; before it, the partitions carry it.
+pub const TOP_LEVEL_ERROR_VERSION_MIN: i16 = 2;
+
 /// "No committed offset" (and no leader epoch), as Kafka answers it.
 pub const OFFSET_NONE: i64 = -1;
 /// "No leader epoch".
@@ -39,7 +46,7 @@ fn group_error(context: &ShardContext, group_id: &str) -> Option<ResponseError> 
 pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: OffsetFetchRequest = decode_body(request)?;
     let version = request.api_version;
-    let response = if version >= 8 {
+    let response = if version >= BATCHED_GROUPS_VERSION_MIN {
         let groups = body
             .groups
             .iter()
@@ -96,7 +103,7 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                                     .with_metadata(Some(Default::default()))
                                     // v1 has no top-level error: the partitions carry it.
                                     .with_error_code(error.map_or(0, |error| error.code()));
-                                if version >= 5 {
+                                if version >= LEADER_EPOCH_VERSION_MIN {
                                     partition.with_committed_leader_epoch(LEADER_EPOCH_NONE)
                                 } else {
                                     partition
@@ -107,7 +114,7 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
             })
             .collect();
         let response = OffsetFetchResponse::default().with_topics(topics);
-        if version >= 2 {
+        if version >= TOP_LEVEL_ERROR_VERSION_MIN {
             response.with_error_code(error.map_or(0, |error| error.code()))
         } else {
             response

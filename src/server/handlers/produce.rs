@@ -18,6 +18,7 @@ use kafka_protocol::ResponseError;
 use tracing::debug;
 
 use crate::cluster::topic_name_problem;
+use crate::protocol::acks::Acks;
 use crate::protocol::header::{decode_body, Request};
 use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
@@ -27,13 +28,10 @@ use crate::storage::{FlushPolicy, PartitionLog};
 
 use super::{storage_error_code, str_bytes};
 
-/// acks=-1: answer once every in-sync replica has the batch (here: once it is durable under
-/// the `always` flush policy).
-pub const ACKS_ALL: i16 = -1;
-/// acks=0: no response at all.
-pub const ACKS_NONE: i16 = 0;
-/// acks=1: answer once the leader has appended the batch.
-pub const ACKS_LEADER: i16 = 1;
+/// Error messages exist from this version.
+pub const ERROR_MESSAGE_VERSION_MIN: i16 = 8;
+/// The log start offset in the response exists from this version.
+pub const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
 
 /// Batches one partition of one produce request may carry.
 pub const PRODUCE_BATCHES_PER_PARTITION_MAX: usize = 10_000;
@@ -53,7 +51,8 @@ struct Staged {
 pub struct StagedProduce {
     api_version: i16,
     correlation_id: i32,
-    acks: i16,
+    /// `None` for an invalid value: every partition then carries INVALID_REQUIRED_ACKS.
+    acks: Option<Acks>,
     /// The response, with each partition's outcome of staging.
     topics: Vec<TopicProduceResponse>,
     /// (topic index, partition index, staged partition) for each partition staged.
@@ -75,7 +74,7 @@ pub async fn stage(
     request: &Request,
 ) -> Result<StagedProduce, ProtocolError> {
     let body: ProduceRequest = decode_body(request)?;
-    let acks = body.acks;
+    let acks = Acks::from_wire(body.acks);
     let mut topics = Vec::with_capacity(body.topic_data.len());
     let mut staged: Vec<(usize, usize, Staged)> = Vec::new();
     for (topic_index, topic) in body.topic_data.iter().enumerate() {
@@ -87,10 +86,10 @@ pub async fn stage(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let outcome = if !matches!(acks, ACKS_ALL..=ACKS_LEADER) {
+            let outcome = if acks.is_none() {
                 Err((
                     ResponseError::InvalidRequiredAcks,
-                    format!("acks must be -1, 0 or 1, not {acks}"),
+                    format!("acks must be -1, 0 or 1, not {}", body.acks),
                 ))
             } else {
                 produce_partition(
@@ -110,8 +109,10 @@ pub async fn stage(
                 Err((error, message)) => {
                     debug!(topic = name, partition = partition.index, %message, "produce refused");
                     // Error messages exist from v8.
-                    base.with_error_code(error.code())
-                        .with_error_message((request.api_version >= 8).then(|| str_bytes(message)))
+                    base.with_error_code(error.code()).with_error_message(
+                        (request.api_version >= ERROR_MESSAGE_VERSION_MIN)
+                            .then(|| str_bytes(message)),
+                    )
                 }
             };
             partitions.push(response);
@@ -141,10 +142,10 @@ impl StagedProduce {
             mut topics,
             staged,
         } = self;
-        if acks == ACKS_NONE {
+        if acks == Some(Acks::None) {
             return Ok(None);
         }
-        if acks == ACKS_ALL {
+        if acks == Some(Acks::All) {
             for (topic_index, partition_index, stage) in &staged {
                 // Under `interval` and `never` the policy itself says when data becomes
                 // durable; acks=-1 then answers once the batch is appended, as Kafka does
@@ -158,7 +159,7 @@ impl StagedProduce {
                         .and_then(|topic| topic.partition_responses.get_mut(*partition_index))
                     {
                         response.error_code = storage_error_code(&error).code();
-                        if api_version >= 8 {
+                        if api_version >= ERROR_MESSAGE_VERSION_MIN {
                             response.error_message = Some(str_bytes(error.to_string()));
                         }
                     }
@@ -215,7 +216,7 @@ async fn produce_partition(
         .with_base_offset(first.base_offset as i64)
         .with_log_append_time_ms(first.log_append_time_ms.unwrap_or(-1))
         // The log start offset exists from v5.
-        .with_log_start_offset(if api_version >= 5 {
+        .with_log_start_offset(if api_version >= LOG_START_OFFSET_VERSION_MIN {
             log.log_start_offset() as i64
         } else {
             -1
