@@ -110,6 +110,13 @@ impl MemTableBudget {
     }
 
     fn refund(&self, bytes: usize) {
+        // Every refund matches an earlier charge: going below zero is a bookkeeping bug.
+        debug_assert!(
+            self.used_bytes.get() >= bytes,
+            "refund of {bytes} bytes above the {} charged",
+            self.used_bytes.get()
+        );
+        debug_assert!(self.live_entries.get() > 0, "refund with no entry charged");
         self.used_bytes
             .set(self.used_bytes.get().saturating_sub(bytes));
         self.live_entries
@@ -218,6 +225,15 @@ impl MemTable {
     pub fn insert(&self, base_offset: u64, batch: Bytes) {
         let bytes = batch.len();
         let last_offset = last_offset_of(&batch).max(base_offset);
+        // The log inserts in offset order: a batch after every batch held (reads binary-search
+        // the ring by offset).
+        debug_assert!(
+            self.batches
+                .borrow()
+                .back()
+                .is_none_or(|held| held.last_offset < base_offset),
+            "MemTable insert at {base_offset} is not after the last batch held"
+        );
         self.batches.borrow_mut().push_back(Held {
             base_offset,
             last_offset,

@@ -2,7 +2,7 @@
 //!
 //! | piece | file | role |
 //! | --- | --- | --- |
-//! | [`PartitionLog`] | `partition_log.rs` | append, read, offsets, roll, retention, truncate, group commit |
+//! | [`PartitionLog`] | `log/` | one file per concept: `mod.rs` (handle, open, close, delete), `append.rs`, `flusher.rs` (group commit), `read.rs`, `retention.rs`, `truncate.rs`, `recover.rs` |
 //! | segment | `segment.rs` | `<base_offset:020>.log`, DMA staging and cold reads |
 //! | [`OffsetIndex`] | `offset_index.rs` | sparse `.index`: relative offset -> file position |
 //! | [`TimeIndex`] | `time_index.rs` | sparse `.timeindex`: timestamp -> relative offset |
@@ -14,21 +14,21 @@
 mod config;
 mod error;
 mod fileio;
+mod log;
 mod memtable;
 mod offset_index;
-mod partition_log;
 mod recovery;
 mod segment;
 mod time_index;
 
 pub use config::*;
 pub use error::{StorageError, StorageResult};
-pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
-pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
-pub use partition_log::{
+pub use log::{
     AppendInfo, LogRead, LogStats, PartitionLog, RetentionOutcome, TimestampOffset,
     CLEAN_SHUTDOWN_MARKER,
 };
+pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
+pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub use recovery::{RecoveryCut, RecoveryReport};
 pub use segment::{COLD_READ_BYTES_MAX, DMA_ALIGNMENT_BYTES};
 pub use time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};

@@ -1,7 +1,7 @@
 //! Produce: validate every batch of a partition (length, magic, CRC32C, size) before any of
 //! them is appended, append them in order, and answer per `acks`: not at all for 0, once
-//! appended for 1, and for -1 once an fdatasync covers them under the `always` flush policy
-//! (once appended under `interval` and `never`, whose timer or seal makes them durable).
+//! appended for 1, and for -1 when the log says so ([`PartitionLog::wait_acknowledged`]:
+//! once an fdatasync covers them under `always`, once appended under `interval` and `never`).
 //!
 //! Staging and answering are two steps ([`stage`], [`StagedProduce::respond`]): the
 //! connection stages its produce requests one at a time, in arrival order, and only the
@@ -24,7 +24,7 @@ use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
 use crate::record::{BatchError, RecordBatch};
 use crate::shard::{PartitionLookup, ShardContext};
-use crate::storage::{FlushPolicy, PartitionLog};
+use crate::storage::PartitionLog;
 
 use super::{storage_error_code, str_bytes};
 
@@ -147,13 +147,8 @@ impl StagedProduce {
         }
         if acks == Some(Acks::All) {
             for (topic_index, partition_index, stage) in &staged {
-                // Under `interval` and `never` the policy itself says when data becomes
-                // durable; acks=-1 then answers once the batch is appended, as Kafka does
-                // without fsync.
-                if stage.log.config().flush_policy != FlushPolicy::Always {
-                    continue;
-                }
-                if let Err(error) = stage.log.wait_durable(stage.end_offset).await {
+                // The log owns the rule (it depends on the flush policy).
+                if let Err(error) = stage.log.wait_acknowledged(stage.end_offset).await {
                     if let Some(response) = topics
                         .get_mut(*topic_index)
                         .and_then(|topic| topic.partition_responses.get_mut(*partition_index))

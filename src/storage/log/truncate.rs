@@ -1,0 +1,185 @@
+//! Truncation to an offset: the log end moves back, the active segment is cut at a batch
+//! boundary, and later segments are removed.
+
+use super::*;
+
+impl PartitionLog {
+    /// Removes every record at or after `offset`. The cut falls on a batch boundary: the batch
+    /// holding `offset` is removed whole, as Kafka does. Returns the new log end offset.
+    pub async fn truncate_to(&self, offset: u64) -> StorageResult<u64> {
+        let inner = &self.inner;
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        self.sync().await?;
+        inner.set_exclusive(true);
+        let result = self.truncate_locked(offset).await;
+        inner.set_exclusive(false);
+        if let Err(error) = &result {
+            inner.fail(error);
+        }
+        result
+    }
+
+    pub(super) async fn truncate_locked(&self, offset: u64) -> StorageResult<u64> {
+        let inner = &self.inner;
+        let _permit = inner.lock_io().await?;
+        // Everything was written and synced before the lock was taken, and appends are held
+        // off, so nothing is staged: truncation works on files alone.
+        let (removed, keep) = {
+            let mut state = inner.state.borrow_mut();
+            let offset = offset.max(state.log_start_offset);
+            let doomed: Vec<u64> = state
+                .segments
+                .range(offset..)
+                .map(|(&base, _)| base)
+                .filter(|&base| base >= offset && base > state.log_start_offset)
+                .collect();
+            let mut removed = Vec::new();
+            for base in doomed {
+                if let Some(segment) = state.segments.remove(&base) {
+                    removed.push(segment.paths);
+                }
+            }
+            let keep = state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(&base, _)| base);
+            (removed, keep)
+        };
+        for paths in &removed {
+            remove_segment_files(paths).await?;
+        }
+        let Some(keep) = keep else {
+            return Ok(self.log_end_offset());
+        };
+        // Find the cut position inside the kept segment: the first batch whose last offset
+        // reaches `offset`.
+        let (file, path, start_position, start_offset, end_position) = {
+            let state = inner.state.borrow();
+            let Some(segment) = state.segments.get(&keep) else {
+                return Ok(state.next_offset);
+            };
+            let entry = segment.offset_index.lookup(segment.relative(offset));
+            let (position, base) = entry.map_or((0, segment.base_offset), |entry| {
+                (
+                    u64::from(entry.position),
+                    segment.base_offset + u64::from(entry.relative_offset),
+                )
+            });
+            (
+                segment.file.clone(),
+                segment.paths.log.clone(),
+                position,
+                base,
+                segment.size_bytes,
+            )
+        };
+        let (cut_position, new_end) = match &file {
+            Some(file) if start_position < end_position => {
+                find_cut(
+                    file,
+                    &path,
+                    start_position,
+                    start_offset,
+                    end_position,
+                    offset,
+                )
+                .await?
+            }
+            _ => (0, keep),
+        };
+        let carry = match &file {
+            Some(file) => {
+                file.truncate(cut_position)
+                    .await
+                    .map_err(io_error("truncate", &path))?;
+                file.fdatasync()
+                    .await
+                    .map_err(io_error("fdatasync", &path))?;
+                remove_if_exists(&SegmentPaths::new(&inner.directory, keep).recycled_marker)
+                    .await?;
+                read_carry(file, &path, cut_position).await?
+            }
+            None => Vec::new(),
+        };
+        // Rebuild the kept segment's bookkeeping by scanning what remains of it.
+        let mut segment = Segment::new(&inner.directory, keep);
+        segment.file = file.clone();
+        if let Some(file) = &file {
+            scan_segment(
+                &mut segment,
+                file,
+                0,
+                cut_position,
+                inner.config.index_interval_bytes,
+            )
+            .await?;
+        }
+        segment.size_bytes = cut_position;
+        segment.written_bytes = cut_position;
+        segment.carry = carry;
+        segment.roll_basis_ms = Some((inner.clock.borrow())());
+        remove_if_exists(&segment.paths.index).await?;
+        remove_if_exists(&segment.paths.time_index).await?;
+        sync_directory(&inner.directory).await?;
+        let mut state = inner.state.borrow_mut();
+        state.segments.insert(keep, segment);
+        state.next_offset = new_end;
+        state.written_offset = new_end;
+        state.durable_offset = new_end;
+        state.debug_assert_offsets();
+        state.unsynced_files.clear();
+        inner.memtable.remove_from(new_end);
+        tracing::info!(
+            directory = %inner.directory.display(),
+            log_end_offset = new_end,
+            "log truncated"
+        );
+        Ok(new_end)
+    }
+}
+
+/// Reads the partial last block before `size_bytes`: the first bytes of the next staging buffer.
+pub(super) async fn read_carry(
+    file: &DmaFile,
+    path: &Path,
+    size_bytes: u64,
+) -> StorageResult<Vec<u8>> {
+    let boundary = align_down(size_bytes);
+    let length = (size_bytes - boundary) as usize;
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(read_exact(file, path, boundary, length).await?.to_vec())
+}
+
+/// The position of the first batch whose last offset reaches `offset`, and that batch's base
+/// offset (the new log end).
+pub(super) async fn find_cut(
+    file: &DmaFile,
+    path: &Path,
+    mut position: u64,
+    mut expected: u64,
+    end_position: u64,
+    offset: u64,
+) -> StorageResult<(u64, u64)> {
+    while position < end_position {
+        let header_bytes = read_exact(
+            file,
+            path,
+            position,
+            crate::record::BATCH_HEADER_BYTES.min((end_position - position) as usize),
+        )
+        .await?;
+        let header = BatchHeader::parse(&header_bytes)
+            .map_err(|reason| StorageError::from_batch(expected, reason))?;
+        if header.last_offset() >= offset {
+            return Ok((position, header.base_offset));
+        }
+        expected = header.next_offset();
+        position += header.total_bytes() as u64;
+    }
+    Ok((end_position, expected))
+}
