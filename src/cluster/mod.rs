@@ -5,6 +5,7 @@
 //! with a higher `version`, which shard 0 persists ([`store`]) and then pushes to every shard
 //! over the control mesh. Other shards only ever read snapshots.
 
+pub mod changes;
 pub mod coordinator_placement;
 pub mod store;
 pub mod topic_config;

@@ -9,10 +9,8 @@
 //! once, on any shard.
 
 use std::cell::{Cell, RefCell};
-use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::poll_fn;
-use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
@@ -23,8 +21,10 @@ use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 
 use crate::blocking::run_blocking;
+use crate::cluster::changes::{delete_topics, new_topic_id, ChangeRules};
+pub use crate::cluster::changes::{ControlResponse, NewTopic, PartitionGrowth, TopicOutcome};
 use crate::cluster::store::MetadataStore;
-use crate::cluster::{topic_name_problem, ClusterMetadata, TopicConfigs, TopicMetadata};
+use crate::cluster::ClusterMetadata;
 use crate::wake::WakerSet;
 
 use super::mesh::{Mesh, MeshMessage};
@@ -35,32 +35,6 @@ use super::ShardContext;
 pub const CONTROL_QUEUE_DEPTH: usize = 256;
 /// Topics one control request may name.
 pub const CONTROL_REQUEST_TOPICS_MAX: usize = 10_000;
-
-/// A topic to create.
-#[derive(Debug, Clone)]
-pub struct NewTopic {
-    /// Its name.
-    pub name: String,
-    /// Partitions; -1 for the broker default.
-    pub num_partitions: i32,
-    /// Replicas per partition; only 1 (or -1, the default) is possible on one node.
-    pub replication_factor: i16,
-    /// Explicit placement: per partition index, the broker ids (shards) of its replicas.
-    pub assignments: Vec<(i32, Vec<i32>)>,
-    /// Config overrides; a `None` value means the default.
-    pub configs: Vec<(String, Option<String>)>,
-}
-
-/// Partitions to add to a topic.
-#[derive(Debug, Clone)]
-pub struct PartitionGrowth {
-    /// The topic.
-    pub name: String,
-    /// The new total partition count.
-    pub count: i32,
-    /// Explicit placement of the new partitions, one replica list each.
-    pub assignments: Option<Vec<Vec<i32>>>,
-}
 
 /// What the controller is asked to do.
 #[derive(Debug, Clone)]
@@ -90,38 +64,6 @@ pub enum ControlRequest {
         names: Vec<String>,
     },
 }
-
-/// The result for one topic of a control request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicOutcome {
-    /// The topic.
-    pub name: String,
-    /// Kafka error code; 0 for success.
-    pub error_code: i16,
-    /// A human-readable reason for errors.
-    pub message: Option<String>,
-}
-
-impl TopicOutcome {
-    fn ok(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            error_code: 0,
-            message: None,
-        }
-    }
-
-    fn error(name: &str, error: ResponseError, message: impl Into<String>) -> Self {
-        Self {
-            name: name.to_string(),
-            error_code: error.code(),
-            message: Some(message.into()),
-        }
-    }
-}
-
-/// The controller's answer: one outcome per topic, in request order.
-pub type ControlResponse = Vec<TopicOutcome>;
 
 /// Where the controller sends an answer.
 enum Reply {
@@ -380,6 +322,14 @@ impl Controller {
         }
     }
 
+    /// The change rules with this broker's settings.
+    fn rules(&self) -> ChangeRules<'_> {
+        ChangeRules {
+            shard_count: self.context.shard_count,
+            config: &self.context.config,
+        }
+    }
+
     async fn handle(&self, request: ControlRequest) -> ControlResponse {
         // Every topic gets an answer: a request over the limit is refused whole rather than
         // cut short, so no topic is silently left out of the response.
@@ -404,13 +354,21 @@ impl Controller {
             ControlRequest::CreateTopics {
                 topics,
                 validate_only,
-            } => (self.create_topics(&mut next, topics), *validate_only),
-            ControlRequest::AutoCreate { names } => (self.auto_create(&mut next, names), false),
+            } => (
+                self.rules().create_topics(&mut next, topics),
+                *validate_only,
+            ),
+            ControlRequest::AutoCreate { names } => {
+                (self.rules().auto_create(&mut next, names), false)
+            }
             ControlRequest::DeleteTopics { names } => (delete_topics(&mut next, names), false),
             ControlRequest::CreatePartitions {
                 topics,
                 validate_only,
-            } => (self.create_partitions(&mut next, topics), *validate_only),
+            } => (
+                self.rules().create_partitions(&mut next, topics),
+                *validate_only,
+            ),
         };
         if validate_only || next == *self.metadata.borrow() {
             return outcomes;
@@ -474,267 +432,6 @@ impl Controller {
         .await
         .map_err(|_| format!("not every shard applied metadata version {version} in time"))
     }
-
-    fn check_limits(&self, next: &ClusterMetadata, added_partitions: usize) -> Option<String> {
-        let config = &self.context.config;
-        if next.topics.len() >= config.topics_max {
-            return Some(format!(
-                "the cluster holds its limit of {} topics",
-                config.topics_max
-            ));
-        }
-        if next.partition_count() + added_partitions > config.partitions_max {
-            return Some(format!(
-                "{added_partitions} more partitions would exceed the limit of {}",
-                config.partitions_max
-            ));
-        }
-        None
-    }
-
-    fn create_topics(&self, next: &mut ClusterMetadata, topics: &[NewTopic]) -> ControlResponse {
-        let mut seen = BTreeSet::new();
-        let duplicates: BTreeSet<&str> = topics
-            .iter()
-            .filter(|topic| !seen.insert(topic.name.as_str()))
-            .map(|topic| topic.name.as_str())
-            .collect();
-        topics
-            .iter()
-            .map(|topic| {
-                if duplicates.contains(topic.name.as_str()) {
-                    return TopicOutcome::error(
-                        &topic.name,
-                        ResponseError::InvalidRequest,
-                        "the topic appears more than once in the request",
-                    );
-                }
-                match self.create_topic(next, topic) {
-                    Ok(()) => TopicOutcome::ok(&topic.name),
-                    Err(outcome) => outcome,
-                }
-            })
-            .collect()
-    }
-
-    fn create_topic(
-        &self,
-        next: &mut ClusterMetadata,
-        topic: &NewTopic,
-    ) -> Result<(), TopicOutcome> {
-        let name = topic.name.as_str();
-        let fail = |error, message: String| TopicOutcome::error(name, error, message);
-        if let Some(problem) = topic_name_problem(name) {
-            return Err(fail(ResponseError::InvalidTopicException, problem));
-        }
-        if next.topics.contains_key(name) {
-            return Err(fail(
-                ResponseError::TopicAlreadyExists,
-                format!("topic {name:?} already exists"),
-            ));
-        }
-        let shard_count = self.context.shard_count;
-        let placement =
-            if topic.assignments.is_empty() {
-                if !matches!(topic.replication_factor, 1 | -1) {
-                    return Err(fail(
-                        ResponseError::InvalidReplicationFactor,
-                        format!(
-                        "replication factor {} needs as many nodes, and this StreamBus cluster \
-                         is one node: its {shard_count} brokers are the node's shards (cores), \
-                         which share its disk; use replication factor 1 or -1",
-                        topic.replication_factor
-                    ),
-                    ));
-                }
-                let partitions = match topic.num_partitions {
-                    -1 => self.context.config.default_partitions as i32,
-                    count if count >= 1 => count,
-                    count => {
-                        return Err(fail(
-                            ResponseError::InvalidPartitions,
-                            format!("{count} partitions: a topic needs at least one"),
-                        ))
-                    }
-                };
-                if let Some(problem) = self.check_limits(next, partitions as usize) {
-                    return Err(fail(ResponseError::PolicyViolation, problem));
-                }
-                next.place(partitions as usize)
-            } else {
-                if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                    return Err(fail(
-                        ResponseError::InvalidRequest,
-                        "with explicit assignments, partitions and replication factor must be -1"
-                            .into(),
-                    ));
-                }
-                let mut assignments = topic.assignments.clone();
-                assignments.sort_by_key(|(partition, _)| *partition);
-                let mut placement = Vec::with_capacity(assignments.len());
-                for (expected, (partition, replicas)) in assignments.iter().enumerate() {
-                    if *partition != expected as i32 {
-                        return Err(fail(
-                            ResponseError::InvalidReplicaAssignment,
-                            "assigned partitions must be numbered 0, 1, 2, ... without gaps".into(),
-                        ));
-                    }
-                    placement.push(single_replica(replicas, shard_count).map_err(|message| {
-                        fail(ResponseError::InvalidReplicaAssignment, message)
-                    })?);
-                }
-                if let Some(problem) = self.check_limits(next, placement.len()) {
-                    return Err(fail(ResponseError::PolicyViolation, problem));
-                }
-                placement
-            };
-        let mut configs = TopicConfigs::default();
-        for (config_name, value) in &topic.configs {
-            configs
-                .set(config_name, value.as_deref())
-                .map_err(|error| fail(ResponseError::InvalidConfig, error.to_string()))?;
-        }
-        if let Err(error) = configs.log_config(&self.context.config.log).validate() {
-            return Err(fail(ResponseError::InvalidConfig, error.to_string()));
-        }
-        next.topics.insert(
-            name.to_string(),
-            TopicMetadata {
-                topic_id: new_topic_id(),
-                partition_shards: placement,
-                configs,
-            },
-        );
-        Ok(())
-    }
-
-    fn auto_create(&self, next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
-        names
-            .iter()
-            .map(|name| {
-                if next.topics.contains_key(name) {
-                    return TopicOutcome::ok(name);
-                }
-                let topic = NewTopic {
-                    name: name.clone(),
-                    num_partitions: -1,
-                    replication_factor: -1,
-                    assignments: Vec::new(),
-                    configs: Vec::new(),
-                };
-                match self.create_topic(next, &topic) {
-                    Ok(()) => {
-                        info!(topic = %name, "topic auto-created");
-                        TopicOutcome::ok(name)
-                    }
-                    Err(outcome) => outcome,
-                }
-            })
-            .collect()
-    }
-
-    fn create_partitions(
-        &self,
-        next: &mut ClusterMetadata,
-        topics: &[PartitionGrowth],
-    ) -> ControlResponse {
-        topics
-            .iter()
-            .map(|growth| {
-                let name = growth.name.as_str();
-                let Some(current) = next.topics.get(name).map(|t| t.partition_shards.len()) else {
-                    return TopicOutcome::error(
-                        name,
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic {name:?} does not exist"),
-                    );
-                };
-                let wanted = usize::try_from(growth.count).unwrap_or(0);
-                if wanted <= current {
-                    return TopicOutcome::error(
-                        name,
-                        ResponseError::InvalidPartitions,
-                        format!(
-                            "topic has {current} partitions; the new count {} must be larger",
-                            growth.count
-                        ),
-                    );
-                }
-                let added = wanted - current;
-                if let Some(problem) = self.check_limits(next, added) {
-                    return TopicOutcome::error(name, ResponseError::PolicyViolation, problem);
-                }
-                let placement = match &growth.assignments {
-                    None => next.place(added),
-                    Some(assignments) if assignments.len() == added => {
-                        let placed: Result<Vec<u32>, String> = assignments
-                            .iter()
-                            .map(|replicas| single_replica(replicas, self.context.shard_count))
-                            .collect();
-                        match placed {
-                            Ok(placed) => placed,
-                            Err(message) => {
-                                return TopicOutcome::error(
-                                    name,
-                                    ResponseError::InvalidReplicaAssignment,
-                                    message,
-                                )
-                            }
-                        }
-                    }
-                    Some(assignments) => {
-                        return TopicOutcome::error(
-                            name,
-                            ResponseError::InvalidReplicaAssignment,
-                            format!(
-                                "{} assignments given for {added} new partitions",
-                                assignments.len()
-                            ),
-                        )
-                    }
-                };
-                if let Some(topic) = next.topics.get_mut(name) {
-                    topic.partition_shards.extend(placement);
-                }
-                TopicOutcome::ok(name)
-            })
-            .collect()
-    }
-}
-
-fn delete_topics(next: &mut ClusterMetadata, names: &[String]) -> ControlResponse {
-    names
-        .iter()
-        .map(|name| {
-            if next.topics.remove(name).is_some() {
-                info!(topic = %name, "topic deleted");
-                TopicOutcome::ok(name)
-            } else {
-                TopicOutcome::error(
-                    name,
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic {name:?} does not exist"),
-                )
-            }
-        })
-        .collect()
-}
-
-/// The one shard a replica list names.
-fn single_replica(replicas: &[i32], shard_count: u32) -> Result<u32, String> {
-    match replicas {
-        [broker] if (0..shard_count as i32).contains(broker) => Ok(*broker as u32),
-        [broker] => Err(format!(
-            "broker {broker} does not exist; brokers are 0..{}",
-            shard_count.saturating_sub(1)
-        )),
-        _ => Err(format!(
-            "{} replicas {replicas:?} given, but brokers 0..{} are the shards (cores) of one \
-             StreamBus node, which keeps one replica per partition: assign one broker each",
-            replicas.len(),
-            shard_count.saturating_sub(1)
-        )),
-    }
 }
 
 fn fail_successes(
@@ -752,22 +449,6 @@ fn fail_successes(
             }
         })
         .collect()
-}
-
-fn random_u64() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos()),
-    );
-    hasher.finish()
-}
-
-fn new_topic_id() -> u128 {
-    // Kafka reserves the all-zero id and id 1 (metadata topic); neither can come out of two
-    // random halves in practice, but make sure.
-    (u128::from(random_u64()) << 64 | u128::from(random_u64())).max(2)
 }
 
 /// A cluster id as Kafka makes them: 16 random bytes, base64url without padding.
