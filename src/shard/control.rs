@@ -27,7 +27,7 @@ use crate::cluster::store::MetadataStore;
 use crate::cluster::ClusterMetadata;
 use crate::wake::WakerSet;
 
-use super::mesh::{Mesh, MeshMessage};
+use super::mesh;
 use super::ShardContext;
 
 /// Control requests waiting for the controller, from all shards together. A request that
@@ -64,6 +64,38 @@ pub enum ControlRequest {
         names: Vec<String>,
     },
 }
+
+/// What shards send each other over the mesh: the control plane's messages.
+#[derive(Debug)]
+pub enum MeshMessage {
+    /// A control request for shard 0, with the id the reply will carry.
+    Request {
+        /// Chosen by the sender, unique among its pending requests.
+        id: u64,
+        /// The request.
+        request: ControlRequest,
+    },
+    /// Shard 0's answer to a request.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        response: ControlResponse,
+    },
+    /// A new metadata snapshot from shard 0.
+    Snapshot {
+        /// The snapshot.
+        metadata: Arc<ClusterMetadata>,
+    },
+    /// A shard has applied a snapshot.
+    Applied {
+        /// The snapshot's version.
+        version: u64,
+    },
+}
+
+/// The mesh, carrying control messages.
+pub type Mesh = mesh::Mesh<MeshMessage>;
 
 /// Where the controller sends an answer.
 enum Reply {

@@ -3,57 +3,23 @@
 //! glommio's `MeshBuilder` numbers peers by executor id, which depends on thread start order;
 //! the mesh is built here from `shared_channel`s instead, so index `i` is always shard `i`.
 //! Every channel holds at most `mesh_queue_depth` messages; a sender waits when it is full.
-//! Only control messages travel here (requests to shard 0, metadata snapshots, their
-//! acknowledgements): produce and fetch never cross cores.
-
-use std::sync::Arc;
+//! The mesh carries any message type `M` and knows nothing of what travels on it; the control
+//! plane (`shard::control`) sends its requests, snapshots and acknowledgements here. Produce
+//! and fetch never cross cores.
 
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
 
-use crate::cluster::ClusterMetadata;
-
-use super::control::{ControlRequest, ControlResponse};
-
-/// What shards send each other.
-#[derive(Debug)]
-pub enum MeshMessage {
-    /// A control request for shard 0, with the id the reply will carry.
-    Request {
-        /// Chosen by the sender, unique among its pending requests.
-        id: u64,
-        /// The request.
-        request: ControlRequest,
-    },
-    /// Shard 0's answer to a request.
-    Response {
-        /// The request's id.
-        id: u64,
-        /// The answer.
-        response: ControlResponse,
-    },
-    /// A new metadata snapshot from shard 0.
-    Snapshot {
-        /// The snapshot.
-        metadata: Arc<ClusterMetadata>,
-    },
-    /// A shard has applied a snapshot.
-    Applied {
-        /// The snapshot's version.
-        version: u64,
-    },
-}
-
 /// One shard's ends of the mesh before its executor connects them; these cross threads.
-pub struct MeshEndpoints {
-    senders: Vec<Option<SharedSender<MeshMessage>>>,
-    receivers: Vec<Option<SharedReceiver<MeshMessage>>>,
+pub struct MeshEndpoints<M: Send + 'static> {
+    senders: Vec<Option<SharedSender<M>>>,
+    receivers: Vec<Option<SharedReceiver<M>>>,
 }
 
 /// Builds the channels between `shard_count` shards, `queue_depth` messages each.
-pub fn build(shard_count: usize, queue_depth: usize) -> Vec<MeshEndpoints> {
-    let mut endpoints: Vec<MeshEndpoints> = (0..shard_count)
+pub fn build<M: Send + 'static>(shard_count: usize, queue_depth: usize) -> Vec<MeshEndpoints<M>> {
+    let mut endpoints: Vec<MeshEndpoints<M>> = (0..shard_count)
         .map(|_| MeshEndpoints {
             senders: (0..shard_count).map(|_| None).collect(),
             receivers: (0..shard_count).map(|_| None).collect(),
@@ -88,16 +54,16 @@ pub struct MeshClosed {
 }
 
 /// A shard's connected senders.
-pub struct Mesh {
-    senders: Vec<Option<ConnectedSender<MeshMessage>>>,
+pub struct Mesh<M: Send + 'static> {
+    senders: Vec<Option<ConnectedSender<M>>>,
 }
 
 /// A shard's connected receivers, by the shard they come from.
-pub type MeshReceivers = Vec<(u32, ConnectedReceiver<MeshMessage>)>;
+pub type MeshReceivers<M> = Vec<(u32, ConnectedReceiver<M>)>;
 
-impl MeshEndpoints {
+impl<M: Send + 'static> MeshEndpoints<M> {
     /// Connects both ends inside the shard's executor.
-    pub async fn connect(self) -> (Mesh, MeshReceivers) {
+    pub async fn connect(self) -> (Mesh<M>, MeshReceivers<M>) {
         // Each end waits for its peer to connect, so all ends connect at once: connecting one
         // by one would have two shards each waiting on the other.
         let senders: Vec<_> = self
@@ -133,10 +99,10 @@ impl MeshEndpoints {
     }
 }
 
-impl Mesh {
+impl<M: Send + 'static> Mesh<M> {
     /// Sends to shard `to`, waiting while its channel is full. Fails only when the peer is
     /// gone (shutting down).
-    pub async fn send(&self, to: u32, message: MeshMessage) -> Result<(), MeshClosed> {
+    pub async fn send(&self, to: u32, message: M) -> Result<(), MeshClosed> {
         match self.senders.get(to as usize) {
             Some(Some(sender)) => sender
                 .send(message)

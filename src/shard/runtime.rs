@@ -19,8 +19,9 @@ use tracing::{info, warn};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::server;
 
+use super::control::MeshMessage;
 use super::control::{control_plane, Controller};
-use super::mesh::{self, MeshEndpoints, MeshMessage, MeshReceivers};
+use super::mesh::{self, MeshEndpoints, MeshReceivers};
 use super::ShardContext;
 
 /// Pending connections the kernel queues per listening socket.
@@ -372,7 +373,7 @@ fn try_bind_all(
 struct ShardSetup {
     shard_id: u32,
     config: Arc<BrokerConfig>,
-    endpoints: MeshEndpoints,
+    endpoints: MeshEndpoints<MeshMessage>,
     sockets: ShardSockets,
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<Result<u32, String>>,
@@ -456,7 +457,7 @@ async fn run_shard(setup: ShardSetup) -> Result<(), String> {
 
 fn spawn_mesh_receivers(
     context: &Rc<ShardContext>,
-    receivers: MeshReceivers,
+    receivers: MeshReceivers<MeshMessage>,
     controller: &Rc<std::cell::RefCell<Option<Rc<Controller>>>>,
 ) {
     for (from, receiver) in receivers {
