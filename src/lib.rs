@@ -8,11 +8,12 @@
 //! - [`storage`]: the per-partition log. Segments written with O_DIRECT through glommio, sparse
 //!   offset and time indexes, a MemTable (ring of recent batches) for the hot tail under a per-shard byte
 //!   budget, group commit with the `always` / `interval` / `never` flush policies, retention, and
-//!   crash recovery.
+//!   crash recovery; the partition log itself is split by concept under `storage/log/`.
 //! - [`config`]: broker settings (TOML file, then flags), defaults as named constants, checked
 //!   at load.
-//! - [`cluster`]: cluster metadata (topics, partition placement, topic configs) and its
-//!   persistence.
+//! - [`cluster`]: cluster metadata (topics, partition placement, topic configs), its
+//!   persistence, the Kafka rules of changes to it as pure functions (`cluster::changes`), and
+//!   where group and transaction coordinators live.
 //! - [`protocol`]: Kafka framing, request headers, the supported API table, response encoding.
 //!   Message bodies come from the `kafka-protocol` crate.
 //! - [`shard`]: one pinned glommio executor per core owning its partitions; the control-plane
