@@ -27,7 +27,7 @@ impl PartitionLog {
     /// Reads the batches holding `offset` and after, up to `max_bytes` (the first batch whole
     /// even if larger) and never past the high watermark: from the MemTable when it holds
     /// `offset`, else from the segment through its index. One read from disk returns at most
-    /// [`super::COLD_READ_BYTES_MAX`] (or the first batch, whole); read again to continue.
+    /// [`crate::storage::COLD_READ_BYTES_MAX`] (or the first batch, whole); read again to continue.
     pub async fn read(&self, offset: u64, max_bytes: usize) -> StorageResult<LogRead> {
         let mut result = LogRead::default();
         self.read_into(offset, max_bytes, &mut result).await?;
