@@ -405,6 +405,14 @@ mod tests {
         }
     }
 
+    /// The rules of a two-shard broker with `config`.
+    fn two_shards(config: &BrokerConfig) -> ChangeRules<'_> {
+        ChangeRules {
+            shard_count: 2,
+            config,
+        }
+    }
+
     fn code(outcome: &TopicOutcome) -> Option<ResponseError> {
         (outcome.error_code != 0).then(|| ResponseError::try_from_code(outcome.error_code))?
     }
@@ -415,10 +423,7 @@ mod tests {
             default_partitions: 3,
             ..BrokerConfig::default()
         };
-        let rules = ChangeRules {
-            shard_count: 2,
-            config: &config,
-        };
+        let rules = two_shards(&config);
         let mut next = ClusterMetadata::new("c".into(), 2);
         let outcomes = rules.create_topics(
             &mut next,
@@ -452,10 +457,7 @@ mod tests {
     #[test]
     fn replication_and_assignments_are_checked_against_one_node() {
         let config = BrokerConfig::default();
-        let rules = ChangeRules {
-            shard_count: 2,
-            config: &config,
-        };
+        let rules = two_shards(&config);
         let mut next = ClusterMetadata::new("c".into(), 2);
         let outcomes = rules.create_topics(
             &mut next,
@@ -500,10 +502,7 @@ mod tests {
             partitions_max: 6,
             ..BrokerConfig::default()
         };
-        let rules = ChangeRules {
-            shard_count: 2,
-            config: &config,
-        };
+        let rules = two_shards(&config);
         let mut next = ClusterMetadata::new("c".into(), 2);
         let bad_config = NewTopic {
             configs: vec![("retention.ms".into(), Some("soon".into()))],
