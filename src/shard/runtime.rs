@@ -399,24 +399,28 @@ async fn run_shard(setup: ShardSetup) -> Result<(), String> {
         bootstrap_port,
         client,
     ));
-    let controller: Rc<std::cell::RefCell<Option<Rc<Controller>>>> = Rc::default();
-    spawn_mesh_receivers(&context, receivers, &controller);
+    // Shard 0 loads the controller before the mesh receivers start, so they are built with it;
+    // the initial publish comes after, since it waits for the other shards' acknowledgements,
+    // which those receivers deliver.
+    let fail = |reason: String| {
+        let reason = format!("cannot load cluster metadata: {reason}");
+        let _ = ready.send(Err(reason.clone()));
+        Err(reason)
+    };
+    let controller = match controller_queue.map(|queue| Controller::load(context.clone(), queue)) {
+        None => None,
+        Some(Ok(loaded)) => Some(loaded),
+        Some(Err(reason)) => return fail(reason),
+    };
+    spawn_mesh_receivers(
+        &context,
+        receivers,
+        controller.as_ref().map(|(loaded, _)| loaded.clone()),
+    );
     glommio::spawn_local(watch_stop_flag(context.clone(), stop)).detach();
-    if let Some(queue) = controller_queue {
-        let started = Controller::load(context.clone(), queue).inspect(|(loaded, _)| {
-            *controller.borrow_mut() = Some(loaded.clone());
-        });
-        let published = match started {
-            Ok((loaded, queue)) => loaded.publish_initial(queue).await,
-            Err(reason) => Err(reason),
-        };
-        match published {
-            Ok(()) => {}
-            Err(reason) => {
-                let reason = format!("cannot load cluster metadata: {reason}");
-                let _ = ready.send(Err(reason.clone()));
-                return Err(reason);
-            }
+    if let Some((loaded, queue)) = controller {
+        if let Err(reason) = loaded.publish_initial(queue).await {
+            return fail(reason);
         }
     }
     futures_lite::future::or(context.metadata_ready.wait(), context.shutdown.wait()).await;
@@ -458,7 +462,7 @@ async fn run_shard(setup: ShardSetup) -> Result<(), String> {
 fn spawn_mesh_receivers(
     context: &Rc<ShardContext>,
     receivers: MeshReceivers<MeshMessage>,
-    controller: &Rc<std::cell::RefCell<Option<Rc<Controller>>>>,
+    controller: Option<Rc<Controller>>,
 ) {
     for (from, receiver) in receivers {
         let context = context.clone();
@@ -466,12 +470,14 @@ fn spawn_mesh_receivers(
         glommio::spawn_local(async move {
             while let Some(message) = receiver.recv().await {
                 match message {
-                    MeshMessage::Request { id, request } => {
-                        let current = controller.borrow().clone();
-                        if let Some(controller) = current {
-                            controller.enqueue_remote(from, id, request).await;
-                        }
-                    }
+                    MeshMessage::Request { id, request } => match &controller {
+                        Some(controller) => controller.enqueue_remote(from, id, request).await,
+                        // Only shard 0 is sent requests (`ControlClient` forwards there).
+                        None => warn!(
+                            shard = from,
+                            "control request sent to a shard without the controller; dropped"
+                        ),
+                    },
                     MeshMessage::Response { id, response } => {
                         context.control.deliver(id, response);
                     }
@@ -482,7 +488,7 @@ fn spawn_mesh_receivers(
                         let _ = context.control.mesh().send(from, applied).await;
                     }
                     MeshMessage::Applied { version } => {
-                        if let Some(controller) = controller.borrow().as_ref() {
+                        if let Some(controller) = &controller {
                             controller.on_applied(from, version);
                         }
                     }
