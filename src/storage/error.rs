@@ -99,21 +99,8 @@ impl StorageError {
 /// Result alias for the storage layer.
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// Wraps a glommio or std error as [`StorageError::Io`] with the operation and path.
+/// Turns an I/O error into a [`StorageError`] naming the operation and path.
 pub(crate) fn io_error(
-    operation: &'static str,
-    path: impl Into<PathBuf>,
-) -> impl FnOnce(glommio::GlommioError<()>) -> StorageError {
-    let path = path.into();
-    move |error| StorageError::Io {
-        operation,
-        path,
-        source: error.into(),
-    }
-}
-
-/// As [`io_error`], for `std::io::Error`.
-pub(crate) fn std_io_error(
     operation: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(std::io::Error) -> StorageError {

@@ -14,6 +14,7 @@
 mod config;
 mod error;
 mod fileio;
+pub mod io;
 mod log;
 mod memtable;
 mod offset_index;

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use glommio::io::DmaFile;
+use super::io::StorageFile;
 
 use crate::record::{BatchError, BatchHeader};
 
@@ -93,7 +93,7 @@ pub(crate) struct ScanStop {
 /// bookkeeping. Returns where it stopped if it stopped early.
 pub(crate) async fn scan_segment(
     segment: &mut Segment,
-    file: &DmaFile,
+    file: &StorageFile,
     from_position: u64,
     file_size: u64,
     index_interval_bytes: u32,
@@ -171,7 +171,7 @@ fn stop(position: u64, expected_offset: u64, reason: BatchError) -> ScanStop {
 /// Whether `[position, file_size)` is the zero pad an O_DIRECT write leaves: under one block of
 /// zeros ending on a block boundary. Any other tail, zeros included, is reported as damage.
 pub(crate) async fn is_zero_padding(
-    file: &DmaFile,
+    file: &StorageFile,
     path: &Path,
     position: u64,
     file_size: u64,

@@ -23,12 +23,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{DmaBuffer, DmaFile};
+use glommio::io::DmaBuffer;
 
 use crate::record::{BatchError, BatchHeader, BATCH_HEADER_BYTES};
 
 use super::error::{StorageError, StorageResult};
 use super::fileio::read_exact;
+use super::io::StorageFile;
 use super::offset_index::{IndexEntry, OffsetIndex};
 use super::time_index::{TimeIndex, TimeIndexEntry};
 
@@ -138,7 +139,7 @@ pub(crate) struct Segment {
     pub base_offset: u64,
     pub paths: SegmentPaths,
     /// `None` until the flusher creates the file (a freshly rolled segment).
-    pub file: Option<Rc<DmaFile>>,
+    pub file: Option<Rc<StorageFile>>,
     pub state: SegmentState,
     /// Logical size: every batch appended, staged or written.
     pub size_bytes: u64,
@@ -317,7 +318,7 @@ impl Segment {
 /// checked (header, CRC, offset order) before it is returned: a read never serves damage.
 /// Returns one `Bytes` holding whole batches (empty if `target_offset` is past the data).
 pub(crate) async fn read_batches(
-    file: &DmaFile,
+    file: &StorageFile,
     path: &Path,
     start_position: u64,
     start_offset: u64,
@@ -410,7 +411,7 @@ pub(crate) async fn read_batches(
 
 /// Reads the header of the first batch of a segment, if it has one whole header.
 pub(crate) async fn read_first_header(
-    file: &DmaFile,
+    file: &StorageFile,
     path: &Path,
     size_bytes: u64,
 ) -> StorageResult<Option<BatchHeader>> {

@@ -57,20 +57,19 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::record::{BatchHeader, RecordBatch, RecordIter, TimestampType};
 
 use super::config::{FlushPolicy, LogConfig};
-use super::error::{io_error, std_io_error, StorageError, StorageResult};
-use crate::blocking::run_blocking;
+use super::error::{io_error, StorageError, StorageResult};
 use crate::wake::WakerSet;
 
 use super::fileio::{
-    open_read_write, prime_direct_io_probe, read_exact, read_small_file, remove_if_exists,
-    short_write, sync_directory, write_small_file, SmallFile,
+    open_read_write, read_exact, read_small_file, remove_if_exists, short_write, sync_directory,
+    write_small_file, SmallFile,
 };
+use super::io::{StorageFile, StorageIo};
 use super::memtable::{MemTable, MemTableBudget};
 use super::offset_index::OffsetIndex;
 use super::recovery::{is_zero_padding, scan_segment, RecoveryCut, RecoveryReport};
@@ -173,6 +172,8 @@ pub struct PartitionLog {
 }
 
 struct LogInner {
+    /// The file system: every file call of the log goes through it.
+    io: StorageIo,
     directory: PathBuf,
     config: LogConfig,
     memtable: Rc<MemTable>,
@@ -207,7 +208,7 @@ struct LogState {
     durable_offset: u64,
     staged_bytes: usize,
     /// Files written since their last fdatasync.
-    unsynced_files: Vec<Rc<DmaFile>>,
+    unsynced_files: Vec<Rc<StorageFile>>,
     /// Segment files retention parked for reuse, oldest first, at most
     /// `recycled_segments_max`.
     recyclable: VecDeque<Recyclable>,
@@ -244,20 +245,31 @@ impl PartitionLog {
         config: LogConfig,
         budget: Rc<MemTableBudget>,
     ) -> StorageResult<Self> {
+        Self::open_with_io(StorageIo::Dma, directory, config, budget).await
+    }
+
+    /// As [`PartitionLog::open`], on the file system `io` (the in-memory one in tests).
+    pub async fn open_with_io(
+        io: StorageIo,
+        directory: impl AsRef<Path>,
+        config: LogConfig,
+        budget: Rc<MemTableBudget>,
+    ) -> StorageResult<Self> {
         config.validate()?;
-        let requested = directory.as_ref().to_path_buf();
+        let requested = directory.as_ref();
         // glommio runs statfs on DMA paths and unwraps it: give it absolute paths only.
-        let directory = run_blocking(move || {
-            std::fs::create_dir_all(&requested)
-                .map_err(std_io_error("create directory", &requested))?;
-            std::fs::canonicalize(&requested).map_err(std_io_error("resolve", &requested))
-        })
-        .await?;
-        prime_direct_io_probe(&directory).await?;
-        let (state, recovery) = recover(&directory, &config).await?;
+        let directory = io
+            .prepare_directory(requested)
+            .await
+            .map_err(io_error("create directory", requested))?;
+        io.prime_direct_io(&directory)
+            .await
+            .map_err(io_error("probe direct I/O", &directory))?;
+        let (state, recovery) = recover(&io, &directory, &config).await?;
         let memtable = MemTable::new(budget);
         memtable.set_evictable_below(state.written_offset);
         let inner = Rc::new(LogInner {
+            io,
             directory,
             config,
             memtable,
@@ -407,12 +419,12 @@ impl PartitionLog {
                     .await
                     .map_err(io_error("fdatasync", &paths.log))?;
             }
-            remove_if_exists(&paths.recycled_marker).await?;
-            write_small_file(&paths.index, &index).await?;
-            write_small_file(&paths.time_index, &time_index).await?;
+            remove_if_exists(&inner.io, &paths.recycled_marker).await?;
+            write_small_file(&inner.io, &paths.index, &index).await?;
+            write_small_file(&inner.io, &paths.time_index, &time_index).await?;
         }
-        write_small_file(&inner.directory.join(CLEAN_SHUTDOWN_MARKER), &[]).await?;
-        sync_directory(&inner.directory).await?;
+        write_small_file(&inner.io, &inner.directory.join(CLEAN_SHUTDOWN_MARKER), &[]).await?;
+        sync_directory(&inner.io, &inner.directory).await?;
         inner.state.borrow_mut().segments.clear();
         inner.memtable.clear();
         Ok(())
@@ -435,15 +447,14 @@ impl PartitionLog {
         inner.wake_all();
         inner.memtable.clear();
         for paths in &removed {
-            remove_segment_files(paths).await?;
+            remove_segment_files(&inner.io, paths).await?;
         }
-        remove_if_exists(&inner.directory.join(CLEAN_SHUTDOWN_MARKER)).await?;
-        let directory = inner.directory.clone();
-        run_blocking(move || {
-            std::fs::remove_dir_all(&directory)
-                .map_err(std_io_error("remove directory", &directory))
-        })
-        .await
+        remove_if_exists(&inner.io, &inner.directory.join(CLEAN_SHUTDOWN_MARKER)).await?;
+        inner
+            .io
+            .remove_directory_all(&inner.directory)
+            .await
+            .map_err(io_error("remove directory", &inner.directory))
     }
 }
 
@@ -508,7 +519,7 @@ impl LogInner {
 
 /// What `close` needs of the active segment, taken out of the state before awaiting.
 struct ClosingSegment {
-    file: Option<Rc<DmaFile>>,
+    file: Option<Rc<StorageFile>>,
     paths: SegmentPaths,
     size_bytes: u64,
     index: Vec<u8>,

@@ -6,6 +6,7 @@ use super::*;
 
 /// Opens every segment in `directory`, checks it, cuts damage, and builds the log state.
 pub(super) async fn recover(
+    io: &StorageIo,
     directory: &Path,
     config: &LogConfig,
 ) -> StorageResult<(LogState, RecoveryReport)> {
@@ -13,24 +14,15 @@ pub(super) async fn recover(
     let mut bases = Vec::new();
     let mut parked = Vec::new();
     let mut markers = Vec::new();
-    let listed = directory.to_path_buf();
-    let (clean_shutdown, names) = run_blocking(move || {
-        let clean_shutdown = listed.join(CLEAN_SHUTDOWN_MARKER).exists();
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&listed).map_err(std_io_error("list", &listed))? {
-            let entry = entry.map_err(std_io_error("list", &listed))?;
-            // Names that are not UTF-8 are not ours.
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        StorageResult::Ok((clean_shutdown, names))
-    })
-    .await?;
+    let names = io
+        .list(directory)
+        .await
+        .map_err(io_error("list", directory))?;
+    let clean_shutdown = names.iter().any(|name| name == CLEAN_SHUTDOWN_MARKER);
     for name in &names {
         let name = name.as_str();
         if name.ends_with(".tmp") {
-            remove_if_exists(&directory.join(name)).await?;
+            remove_if_exists(io, &directory.join(name)).await?;
             continue;
         }
         if let Some(base) = parse_log_file_name(name) {
@@ -48,7 +40,7 @@ pub(super) async fn recover(
     let mut recyclable = VecDeque::new();
     for (index, (_, path)) in parked.into_iter().enumerate() {
         if index < keep_from {
-            remove_if_exists(&path).await?;
+            remove_if_exists(io, &path).await?;
         } else {
             recyclable.push_back(Recyclable { path, file: None });
         }
@@ -71,24 +63,24 @@ pub(super) async fn recover(
                 segment = %paths.log.display(),
                 "removing segment that follows a cut or a gap in the log"
             );
-            remove_segment_files(&paths).await?;
+            remove_segment_files(io, &paths).await?;
             report.segments_removed.push(base);
             cut_short = true;
             continue;
         }
-        let file = open_read_write(&paths.log).await?;
+        let file = open_read_write(io, &paths.log).await?;
         let file_size = file
             .file_size()
             .await
             .map_err(io_error("stat", &paths.log))?;
         let mut segment = Segment::new(directory, base);
-        let recycled = paths.recycled_marker.exists();
+        let recycled = markers.contains(&paths.recycled_marker);
         let is_last = Some(base) == last_base;
         let full_scan = is_last && !clean_shutdown;
         let mut loaded_indexes = false;
         if !full_scan {
             if let Some((offset_index, time_index)) =
-                load_indexes(&paths, file_size, &mut report, base).await?
+                load_indexes(io, &paths, file_size, &mut report, base).await?
             {
                 if let Some(entry) = offset_index.last() {
                     segment.next_offset = base + u64::from(entry.relative_offset);
@@ -170,7 +162,7 @@ pub(super) async fn recover(
             report.cuts.push(cut);
         }
         // The file ends at its last good batch now: nothing stale is left past it.
-        remove_if_exists(&paths.recycled_marker).await?;
+        remove_if_exists(io, &paths.recycled_marker).await?;
         segment.size_bytes = size_bytes;
         segment.written_bytes = size_bytes;
         if segment.max_timestamp >= 0 || size_bytes > 0 {
@@ -190,8 +182,8 @@ pub(super) async fn recover(
             segment.state = SegmentState::Sealed;
             segment.seal_time_index();
             if !loaded_indexes || stop_changed(&report, base) {
-                write_small_file(&paths.index, &segment.offset_index.encode()).await?;
-                write_small_file(&paths.time_index, &segment.time_index.encode()).await?;
+                write_small_file(io, &paths.index, &segment.offset_index.encode()).await?;
+                write_small_file(io, &paths.time_index, &segment.time_index.encode()).await?;
             }
         }
         expected_next = Some(segment.next_offset);
@@ -213,12 +205,12 @@ pub(super) async fn recover(
     }
     // Markers whose segment is gone (removed above, or a crash between steps).
     for marker in markers {
-        remove_if_exists(&marker).await?;
+        remove_if_exists(io, &marker).await?;
     }
     if clean_shutdown {
-        remove_if_exists(&marker).await?;
+        remove_if_exists(io, &marker).await?;
     }
-    sync_directory(directory).await?;
+    sync_directory(io, directory).await?;
     let log_start_offset = segments.keys().next().copied().unwrap_or(0);
     let next_offset = segments
         .values()
@@ -257,7 +249,7 @@ pub(super) async fn recover(
 /// timestamp is the entry's timestamp.
 pub(super) async fn time_index_matches_log(
     segment: &Segment,
-    file: &DmaFile,
+    file: &StorageFile,
     file_size: u64,
 ) -> StorageResult<bool> {
     let Some(entry) = segment.time_index.last() else {
@@ -298,6 +290,7 @@ pub(super) fn stop_changed(report: &RecoveryReport, base: u64) -> bool {
 /// Loads and checks a segment's persisted indexes; `None` (and a note in the report) when
 /// either is missing or invalid, and the segment is then rescanned from its start.
 pub(super) async fn load_indexes(
+    io: &StorageIo,
     paths: &SegmentPaths,
     log_bytes: u64,
     report: &mut RecoveryReport,
@@ -307,11 +300,13 @@ pub(super) async fn load_indexes(
     // larger file is garbage and is not read.
     let batches_max = log_bytes / crate::record::BATCH_HEADER_BYTES as u64 + 1;
     let index_bytes = read_small_file(
+        io,
         &paths.index,
         batches_max * crate::storage::OFFSET_INDEX_ENTRY_BYTES as u64,
     )
     .await?;
     let time_bytes = read_small_file(
+        io,
         &paths.time_index,
         batches_max * crate::storage::TIME_INDEX_ENTRY_BYTES as u64,
     )

@@ -58,7 +58,7 @@ impl PartitionLog {
                 log_start_offset = outcome.log_start_offset,
                 "retention deleted segments"
             );
-            sync_directory(&inner.directory).await?;
+            sync_directory(&inner.io, &inner.directory).await?;
         }
         Ok(outcome)
     }
@@ -71,14 +71,15 @@ impl LogInner {
         let room = self.state.borrow().recyclable.len() < self.config.recycled_segments_max;
         // A segment with unsealed state or no file has nothing worth reusing.
         if !room || segment.file.is_none() || segment.state != SegmentState::Sealed {
-            return remove_segment_files(&segment.paths).await;
+            return remove_segment_files(&self.io, &segment.paths).await;
         }
         let parked = recyclable_path(&self.directory, segment.base_offset);
-        glommio::io::rename(&segment.paths.log, &parked)
+        self.io
+            .rename(&segment.paths.log, &parked)
             .await
             .map_err(io_error("rename", &segment.paths.log))?;
         // The `.log` is gone from its name already; the rest of the segment's files go.
-        remove_segment_files(&segment.paths).await?;
+        remove_segment_files(&self.io, &segment.paths).await?;
         self.state.borrow_mut().recyclable.push_back(Recyclable {
             path: parked,
             file: segment.file,
@@ -110,11 +111,14 @@ pub(super) async fn apply_retention_after_roll(log: PartitionLog) {
     log.inner.retention_running.set(false);
 }
 
-pub(super) async fn remove_segment_files(paths: &SegmentPaths) -> StorageResult<()> {
-    remove_if_exists(&paths.log).await?;
-    remove_if_exists(&paths.index).await?;
-    remove_if_exists(&paths.time_index).await?;
-    remove_if_exists(&paths.recycled_marker).await
+pub(super) async fn remove_segment_files(
+    io: &StorageIo,
+    paths: &SegmentPaths,
+) -> StorageResult<()> {
+    remove_if_exists(io, &paths.log).await?;
+    remove_if_exists(io, &paths.index).await?;
+    remove_if_exists(io, &paths.time_index).await?;
+    remove_if_exists(io, &paths.recycled_marker).await
 }
 
 /// A segment file retention parked for reuse.
@@ -122,5 +126,5 @@ pub(super) struct Recyclable {
     pub(super) path: PathBuf,
     /// The deleted segment's open file, kept to tell whether a reader still holds it: a file
     /// someone may still read is never overwritten.
-    pub(super) file: Option<Rc<DmaFile>>,
+    pub(super) file: Option<Rc<StorageFile>>,
 }

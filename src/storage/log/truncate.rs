@@ -49,7 +49,7 @@ impl PartitionLog {
             (removed, keep)
         };
         for paths in &removed {
-            remove_segment_files(paths).await?;
+            remove_segment_files(&inner.io, paths).await?;
         }
         let Some(keep) = keep else {
             return Ok(self.log_end_offset());
@@ -98,8 +98,11 @@ impl PartitionLog {
                 file.fdatasync()
                     .await
                     .map_err(io_error("fdatasync", &path))?;
-                remove_if_exists(&SegmentPaths::new(&inner.directory, keep).recycled_marker)
-                    .await?;
+                remove_if_exists(
+                    &inner.io,
+                    &SegmentPaths::new(&inner.directory, keep).recycled_marker,
+                )
+                .await?;
                 read_carry(file, &path, cut_position).await?
             }
             None => Vec::new(),
@@ -121,9 +124,9 @@ impl PartitionLog {
         segment.written_bytes = cut_position;
         segment.carry = carry;
         segment.roll_basis_ms = Some((inner.clock.borrow())());
-        remove_if_exists(&segment.paths.index).await?;
-        remove_if_exists(&segment.paths.time_index).await?;
-        sync_directory(&inner.directory).await?;
+        remove_if_exists(&inner.io, &segment.paths.index).await?;
+        remove_if_exists(&inner.io, &segment.paths.time_index).await?;
+        sync_directory(&inner.io, &inner.directory).await?;
         let mut state = inner.state.borrow_mut();
         state.segments.insert(keep, segment);
         state.next_offset = new_end;
@@ -143,7 +146,7 @@ impl PartitionLog {
 
 /// Reads the partial last block before `size_bytes`: the first bytes of the next staging buffer.
 pub(super) async fn read_carry(
-    file: &DmaFile,
+    file: &StorageFile,
     path: &Path,
     size_bytes: u64,
 ) -> StorageResult<Vec<u8>> {
@@ -158,7 +161,7 @@ pub(super) async fn read_carry(
 /// The position of the first batch whose last offset reaches `offset`, and that batch's base
 /// offset (the new log end).
 pub(super) async fn find_cut(
-    file: &DmaFile,
+    file: &StorageFile,
     path: &Path,
     mut position: u64,
     mut expected: u64,
