@@ -2,12 +2,14 @@
 //!
 //! | piece | file | role |
 //! | --- | --- | --- |
-//! | [`PartitionLog`] | `log/` | one file per concept: `mod.rs` (handle, open, close, delete), `append.rs`, `flusher.rs` (group commit), `read.rs`, `retention.rs`, `truncate.rs`, `recover.rs` |
+//! | [`PartitionLog`] | `log/` | one file per concept: `mod.rs` (handle, state, mode, open, close, delete), `append.rs`, `flusher.rs` (group commit, seal, durability waits), `read.rs`, `retention.rs` (with recycling), `truncate.rs` |
 //! | segment | `segment.rs` | `<base_offset:020>.log`, DMA staging and cold reads |
 //! | [`OffsetIndex`] | `offset_index.rs` | sparse `.index`: relative offset -> file position |
 //! | [`TimeIndex`] | `time_index.rs` | sparse `.timeindex`: timestamp -> relative offset |
 //! | [`MemTable`] | `memtable.rs` | ring of recent batches under a per-shard [`MemTableBudget`] |
-//! | recovery | `recovery.rs` | batch-by-batch tail check, cuts, index rebuilds |
+//! | recovery | `recovery.rs` | a directory's segments checked batch by batch, cuts, index rebuilds: the value a log is built from |
+//! | I/O seam | `io/` | every file call of the log: glommio DMA, or [`io::MemoryFs`] with faults and power loss |
+//! | file helpers | `fileio.rs` | exact reads, small atomic files, removal, directory sync, over the seam |
 //!
 //! See `../shared/DESIGN.md` §3 for why the log is organised this way.
 

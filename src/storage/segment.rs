@@ -28,8 +28,8 @@ use glommio::io::DmaBuffer;
 use crate::record::{BatchError, BatchHeader, BATCH_HEADER_BYTES};
 
 use super::error::{StorageError, StorageResult};
-use super::fileio::read_exact;
-use super::io::StorageFile;
+use super::fileio::{read_exact, remove_if_exists};
+use super::io::{StorageFile, StorageIo};
 use super::offset_index::{IndexEntry, OffsetIndex};
 use super::time_index::{TimeIndex, TimeIndexEntry};
 
@@ -430,4 +430,58 @@ fn index_position(position: u64) -> u32 {
         "segment position {position} beyond u32"
     );
     position as u32
+}
+
+/// Removes every file of a segment; files already gone are not an error.
+pub(crate) async fn remove_segment_files(
+    io: &StorageIo,
+    paths: &SegmentPaths,
+) -> StorageResult<()> {
+    remove_if_exists(io, &paths.log).await?;
+    remove_if_exists(io, &paths.index).await?;
+    remove_if_exists(io, &paths.time_index).await?;
+    remove_if_exists(io, &paths.recycled_marker).await
+}
+
+/// Reads the partial last block before `size_bytes`: the first bytes of the next staging buffer.
+pub(crate) async fn read_carry(
+    file: &StorageFile,
+    path: &Path,
+    size_bytes: u64,
+) -> StorageResult<Vec<u8>> {
+    let boundary = align_down(size_bytes);
+    let length = (size_bytes - boundary) as usize;
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(read_exact(file, path, boundary, length).await?.to_vec())
+}
+
+/// The position of the first batch whose last offset reaches `offset`, and that batch's base
+/// offset (the new log end).
+pub(crate) async fn find_cut(
+    file: &StorageFile,
+    path: &Path,
+    mut position: u64,
+    mut expected: u64,
+    end_position: u64,
+    offset: u64,
+) -> StorageResult<(u64, u64)> {
+    while position < end_position {
+        let header_bytes = read_exact(
+            file,
+            path,
+            position,
+            crate::record::BATCH_HEADER_BYTES.min((end_position - position) as usize),
+        )
+        .await?;
+        let header = BatchHeader::parse(&header_bytes)
+            .map_err(|reason| StorageError::from_batch(expected, reason))?;
+        if header.last_offset() >= offset {
+            return Ok((position, header.base_offset));
+        }
+        expected = header.next_offset();
+        position += header.total_bytes() as u64;
+    }
+    Ok((end_position, expected))
 }

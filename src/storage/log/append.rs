@@ -23,7 +23,7 @@ impl PartitionLog {
     pub(super) async fn wait_for_room(&self, batch_bytes: usize) -> StorageResult<()> {
         let inner = &self.inner;
         let has_room = |state: &LogState| {
-            !state.exclusive
+            state.mode == LogMode::Serving
                 && (state.staged_bytes == 0
                     || state.staged_bytes + batch_bytes <= inner.config.staged_bytes_max)
         };

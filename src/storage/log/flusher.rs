@@ -362,7 +362,7 @@ impl Future for FlushRequested<'_> {
         let Some(inner) = self.log.upgrade() else {
             return Poll::Ready(None);
         };
-        if inner.state.borrow().closed {
+        if inner.state.borrow().mode == LogMode::Closed {
             return Poll::Ready(None);
         }
         if inner.flush_requested.replace(false) {
@@ -379,7 +379,7 @@ pub(super) async fn flusher_loop(log: Weak<LogInner>) {
         let Ok(permit) = inner.lock_io().await else {
             return;
         };
-        let failed = inner.state.borrow().failed.is_some();
+        let failed = matches!(inner.state.borrow().mode, LogMode::Failed(_));
         if !failed {
             if let Err(error) = inner.flush_cycle().await {
                 inner.fail(&error);
@@ -404,7 +404,7 @@ pub(super) async fn interval_sync_loop(log: Weak<LogInner>, interval: Duration) 
         glommio::timer::sleep(interval).await;
         let Some(inner) = log.upgrade() else { return };
         let state = inner.state.borrow();
-        if state.closed {
+        if state.mode == LogMode::Closed {
             return;
         }
         let behind = state.durable_offset < state.next_offset;

@@ -1,8 +1,8 @@
 //! `PartitionLog`: the log of one partition, owned by one shard. This module holds the handle,
 //! its state, opening, closing and deletion; each other concept has a file of its own:
 //! [`append`] (staging and backpressure), [`flusher`] (group commit and durability waits),
-//! [`read`] (reads, long-poll, timestamps), [`retention`] (with recycling), [`truncate`], and
-//! [`recover`] (building the state from the files at open).
+//! [`read`] (reads, long-poll, timestamps), [`retention`] (with recycling) and [`truncate`].
+//! The log is built from what `storage::recovery` recovered from its files at open.
 //!
 //! State lives in `Rc`/`RefCell` (a shard is one thread; nothing here is shared across cores).
 //! Appends are synchronous up to the point of waiting: validate, stamp, copy into the active
@@ -38,14 +38,11 @@
 mod append;
 mod flusher;
 mod read;
-mod recover;
 mod retention;
 mod truncate;
 
 use flusher::{flusher_loop, interval_sync_loop};
-use recover::recover;
-use retention::{apply_retention_after_roll, remove_segment_files, Recyclable};
-use truncate::{find_cut, read_carry};
+use retention::{apply_retention_after_roll, Recyclable};
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -66,18 +63,15 @@ use super::error::{io_error, StorageError, StorageResult};
 use crate::wake::WakerSet;
 
 use super::fileio::{
-    open_read_write, read_exact, read_small_file, remove_if_exists, short_write, sync_directory,
-    write_small_file, SmallFile,
+    open_read_write, remove_if_exists, short_write, sync_directory, write_small_file,
 };
 use super::io::{StorageFile, StorageIo};
 use super::memtable::{MemTable, MemTableBudget};
-use super::offset_index::OffsetIndex;
-use super::recovery::{is_zero_padding, scan_segment, RecoveryCut, RecoveryReport};
+use super::recovery::{recover, scan_segment, RecoveryReport};
 use super::segment::{
-    align_down, parse_log_file_name, parse_recyclable_file_name, read_batches, read_first_header,
-    recyclable_path, Segment, SegmentPaths, SegmentState, WriteBuffer, RECYCLED_MARKER_SUFFIX,
+    find_cut, read_batches, read_carry, recyclable_path, remove_segment_files, Segment,
+    SegmentPaths, SegmentState, WriteBuffer,
 };
-use super::time_index::TimeIndex;
 
 /// Name of the marker a clean close leaves in the partition directory.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean_shutdown";
@@ -212,13 +206,50 @@ struct LogState {
     /// Segment files retention parked for reuse, oldest first, at most
     /// `recycled_segments_max`.
     recyclable: VecDeque<Recyclable>,
-    /// Set while truncate or delete rewrite the log; appends wait.
-    exclusive: bool,
-    failed: Option<String>,
-    closed: bool,
+    mode: LogMode,
+}
+
+/// What a log is doing, as one value: the states are exclusive of each other, and the moves
+/// between them are the ones [`LogInner::set_exclusive`], [`LogInner::fail`] and close/delete
+/// make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LogMode {
+    /// Takes appends and reads.
+    Serving,
+    /// Truncate or delete is rewriting the log's files: appends wait, reads go on.
+    Exclusive,
+    /// An I/O error left the log in an unknown state on disk: no more appends until it is
+    /// reopened (and recovered). Sticky: leaving an exclusive section does not clear it.
+    Failed(String),
+    /// Closed or deleted: nothing more.
+    Closed,
 }
 
 impl LogState {
+    /// The state of a log just recovered: everything on disk is written and durable (recovery
+    /// fdatasynced the active segment), nothing is staged.
+    fn recovered(segments: BTreeMap<u64, Segment>, parked: Vec<PathBuf>) -> Self {
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map_or(0, |segment| segment.next_offset);
+        Self {
+            segments,
+            log_start_offset,
+            next_offset,
+            written_offset: next_offset,
+            durable_offset: next_offset,
+            staged_bytes: 0,
+            unsynced_files: Vec::new(),
+            recyclable: parked
+                .into_iter()
+                .map(|path| Recyclable { path, file: None })
+                .collect(),
+            mode: LogMode::Serving,
+        }
+    }
+
     /// The log's offset invariant: durable ≤ written ≤ next. An acks=-1 answer rests on
     /// `durable_offset`, so a violation would acknowledge data that is not on disk.
     fn debug_assert_offsets(&self) {
@@ -265,7 +296,9 @@ impl PartitionLog {
         io.prime_direct_io(&directory)
             .await
             .map_err(io_error("probe direct I/O", &directory))?;
-        let (state, recovery) = recover(&io, &directory, &config).await?;
+        let recovered = recover(&io, &directory, &config).await?;
+        let state = LogState::recovered(recovered.segments, recovered.parked);
+        let recovery = recovered.report;
         let memtable = MemTable::new(budget);
         memtable.set_evictable_below(state.written_offset);
         let inner = Rc::new(LogInner {
@@ -378,14 +411,14 @@ impl PartitionLog {
     /// full scan. The log takes no more appends.
     pub async fn close(&self) -> StorageResult<()> {
         let inner = &self.inner;
-        if inner.state.borrow().closed {
+        if inner.state.borrow().mode == LogMode::Closed {
             return Ok(());
         }
         self.sync().await?;
         let _permit = inner.lock_io().await?;
         {
             let mut state = inner.state.borrow_mut();
-            state.closed = true;
+            state.mode = LogMode::Closed;
         }
         inner.wake_all();
         let segments: Vec<ClosingSegment> = {
@@ -437,7 +470,7 @@ impl PartitionLog {
         let _permit = inner.lock_io().await?;
         let removed: Vec<SegmentPaths> = {
             let mut state = inner.state.borrow_mut();
-            state.closed = true;
+            state.mode = LogMode::Closed;
             let segments = std::mem::take(&mut state.segments);
             segments
                 .into_values()
@@ -467,18 +500,16 @@ impl LogInner {
     }
 
     fn check_usable(&self, state: &LogState) -> StorageResult<()> {
-        if let Some(reason) = &state.failed {
-            return Err(StorageError::LogFailed {
+        match &state.mode {
+            LogMode::Serving | LogMode::Exclusive => Ok(()),
+            LogMode::Failed(reason) => Err(StorageError::LogFailed {
                 path: self.directory.clone(),
                 reason: reason.clone(),
-            });
-        }
-        if state.closed {
-            return Err(StorageError::Closed {
+            }),
+            LogMode::Closed => Err(StorageError::Closed {
                 path: self.directory.clone(),
-            });
+            }),
         }
-        Ok(())
     }
 
     fn wake_all(&self) {
@@ -489,8 +520,16 @@ impl LogInner {
         }
     }
 
+    /// Enters or leaves an exclusive section (truncate, delete). Only a serving log enters and
+    /// only an exclusive one leaves: a failure or a close meanwhile stays.
     fn set_exclusive(&self, exclusive: bool) {
-        self.state.borrow_mut().exclusive = exclusive;
+        let mut state = self.state.borrow_mut();
+        state.mode = match (&state.mode, exclusive) {
+            (LogMode::Serving, true) => LogMode::Exclusive,
+            (LogMode::Exclusive, false) => LogMode::Serving,
+            (mode, _) => mode.clone(),
+        };
+        drop(state);
         if !exclusive {
             self.wake_all();
         }
@@ -498,13 +537,13 @@ impl LogInner {
 
     fn fail(&self, error: &StorageError) {
         let mut state = self.state.borrow_mut();
-        if state.failed.is_none() {
+        if matches!(state.mode, LogMode::Serving | LogMode::Exclusive) {
             tracing::error!(
                 directory = %self.directory.display(),
                 %error,
                 "partition log failed; it takes no more appends until reopened"
             );
-            state.failed = Some(error.to_string());
+            state.mode = LogMode::Failed(error.to_string());
         }
         drop(state);
         self.wake_all();

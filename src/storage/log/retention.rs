@@ -111,16 +111,6 @@ pub(super) async fn apply_retention_after_roll(log: PartitionLog) {
     log.inner.retention_running.set(false);
 }
 
-pub(super) async fn remove_segment_files(
-    io: &StorageIo,
-    paths: &SegmentPaths,
-) -> StorageResult<()> {
-    remove_if_exists(io, &paths.log).await?;
-    remove_if_exists(io, &paths.index).await?;
-    remove_if_exists(io, &paths.time_index).await?;
-    remove_if_exists(io, &paths.recycled_marker).await
-}
-
 /// A segment file retention parked for reuse.
 pub(super) struct Recyclable {
     pub(super) path: PathBuf,
