@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+pub mod broker;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -100,7 +100,7 @@ fn run(flags: Flags) -> Result<(), String> {
     // Signals are blocked for the broker's threads from here on and read by this thread.
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(|error| format!("cannot handle signals: {error}"))?;
-    let broker = streambus::shard::start(config).map_err(|error| error.to_string())?;
+    let broker = streambus::broker::start(config).map_err(|error| error.to_string())?;
     let shard_ports: Vec<String> = broker
         .shard_addresses
         .iter()

@@ -219,7 +219,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let directory = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("directory");
-    let broker = streambus::shard::start(BrokerConfig {
+    let broker = streambus::broker::start(BrokerConfig {
         data_dir: directory.path().join("data"),
         listen: "127.0.0.1:0".parse().expect("address"),
         shards: 2,

@@ -40,7 +40,7 @@ fn assert_ordered(report: &Value, prefix: &str) {
 #[test]
 fn short_run_reports_consistent_figures() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let broker = streambus::shard::start(BrokerConfig {
+    let broker = streambus::broker::start(BrokerConfig {
         data_dir: directory.path().join("data"),
         listen: "127.0.0.1:0".parse().expect("address"),
         shards: 2,

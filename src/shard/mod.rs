@@ -4,8 +4,11 @@
 //! | --- | --- | --- |
 //! | [`ShardContext`] | `mod.rs` | what one shard owns: its partition logs, the metadata snapshot it serves, its limits |
 //! | mesh | `mesh.rs` | bounded glommio channels between every pair of shards, for the control plane only |
-//! | controller | `control.rs` | shard 0's owner of cluster metadata: create, delete, grow topics; persist; publish |
-//! | runtime | `runtime.rs` | sockets, executors pinned to cores, readiness, signals and shutdown |
+//! | control plane | `control/` | messages, the client that forwards to shard 0, shard 0's controller (create, delete, grow topics; persist; publish), the mesh receive loop |
+//!
+//! Starting shards (sockets, executors pinned to cores, readiness, signals and shutdown) is
+//! [`crate::broker`]'s, above this module and [`crate::server`], so that `shard` never calls
+//! into the server.
 //!
 //! Inside a shard everything is `Rc`/`RefCell`: there is one thread, so no lock or atomic is
 //! needed on the produce or fetch path, and none is taken. Only the control plane crosses
@@ -14,7 +17,6 @@
 pub mod control;
 mod event;
 pub mod mesh;
-pub mod runtime;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -30,7 +32,6 @@ use crate::storage::{MemTableBudget, PartitionLog};
 
 pub use control::{ControlClient, ControlRequest, NewTopic, TopicOutcome};
 pub use event::Event;
-pub use runtime::{start, BrokerError, RunningBroker};
 
 /// Directory under the data directory holding one directory per partition.
 pub const TOPICS_DIRECTORY: &str = "topics";
