@@ -56,7 +56,7 @@ impl RecoveredLog {
         self.segments
             .values()
             .next_back()
-            .map_or(0, |segment| segment.next_offset)
+            .map_or(0, Segment::next_offset)
     }
 }
 
@@ -131,7 +131,7 @@ pub(crate) struct ScanStop {
 }
 
 /// Scans `segment`'s file from `from_position` (a batch boundary whose batch has base offset
-/// `segment.next_offset`) to `file_size`, feeding every good batch to the segment's index
+/// `segment.next_offset()`) to `file_size`, feeding every good batch to the segment's index
 /// bookkeeping. Returns where it stopped if it stopped early.
 pub(crate) async fn scan_segment(
     segment: &mut Segment,
@@ -140,7 +140,7 @@ pub(crate) async fn scan_segment(
     file_size: u64,
     index_interval_bytes: u32,
 ) -> StorageResult<Option<ScanStop>> {
-    let path = segment.paths.log.clone();
+    let path = segment.paths().log.clone();
     let mut window: Vec<u8> = Vec::new();
     let mut window_position = from_position;
     let mut position = from_position;
@@ -155,7 +155,7 @@ pub(crate) async fn scan_segment(
             Ok(header) if header.total_bytes() <= available.len() => {
                 let batch = &available[..header.total_bytes()];
                 if let Err(reason) = header.verify_crc(batch) {
-                    return Ok(Some(stop(position, segment.next_offset, reason)));
+                    return Ok(Some(stop(position, segment.next_offset(), reason)));
                 }
                 header
             }
@@ -165,7 +165,7 @@ pub(crate) async fn scan_segment(
                     need: header.total_bytes(),
                     have,
                 };
-                return Ok(Some(stop(position, segment.next_offset, reason)));
+                return Ok(Some(stop(position, segment.next_offset(), reason)));
             }
             Ok(_) | Err(BatchError::Truncated { .. }) => {
                 let remaining = file_size - position;
@@ -174,7 +174,7 @@ pub(crate) async fn scan_segment(
                         need: crate::record::BATCH_HEADER_BYTES,
                         have: available.len(),
                     };
-                    return Ok(Some(stop(position, segment.next_offset, reason)));
+                    return Ok(Some(stop(position, segment.next_offset(), reason)));
                 }
                 // Refill: keep the unconsumed bytes, read the next step (at least the whole
                 // pending batch when its header is known).
@@ -189,14 +189,14 @@ pub(crate) async fn scan_segment(
                 window_position = position;
                 continue;
             }
-            Err(reason) => return Ok(Some(stop(position, segment.next_offset, reason))),
+            Err(reason) => return Ok(Some(stop(position, segment.next_offset(), reason))),
         };
-        if header.base_offset != segment.next_offset {
+        if header.base_offset != segment.next_offset() {
             let reason = BatchError::InvalidField {
                 field: "base_offset",
                 value: header.base_offset as i64,
             };
-            return Ok(Some(stop(position, segment.next_offset, reason)));
+            return Ok(Some(stop(position, segment.next_offset(), reason)));
         }
         segment.track_batch(&header, position, index_interval_bytes);
         position += header.total_bytes() as u64;
@@ -304,21 +304,13 @@ pub(crate) async fn recover(
             if let Some((offset_index, time_index)) =
                 load_indexes(io, &paths, file_size, &mut report, base).await?
             {
-                if let Some(entry) = offset_index.last() {
-                    segment.next_offset = base + u64::from(entry.relative_offset);
-                }
-                if let Some(entry) = time_index.last() {
-                    segment.max_timestamp = entry.timestamp;
-                    segment.max_timestamp_offset = base + u64::from(entry.relative_offset);
-                }
-                segment.offset_index = offset_index;
-                segment.time_index = time_index;
+                segment.adopt_indexes(offset_index, time_index);
                 loaded_indexes = true;
             }
         }
         let scan_from = if loaded_indexes {
             segment
-                .offset_index
+                .offset_index()
                 .last()
                 .map_or(0, |entry| u64::from(entry.position))
         } else {
@@ -355,7 +347,7 @@ pub(crate) async fn recover(
                 segment_base_offset: base,
                 position: stop.position,
                 bytes_cut: file_size - stop.position,
-                first_offset_cut: segment.next_offset,
+                first_offset_cut: segment.next_offset(),
                 padding_only,
                 recycled_space: recycled && !padding_only,
                 reason: stop.reason,
@@ -375,9 +367,7 @@ pub(crate) async fn recover(
                 .map_err(io_error("fdatasync", &paths.log))?;
             size_bytes = stop.position;
             // The persisted indexes may point into the cut: they get rewritten below.
-            segment.offset_index.truncate_to_position(size_bytes);
-            let relative_end = segment.relative(segment.next_offset);
-            segment.time_index.truncate_to_offset(relative_end);
+            segment.cut_indexes_at(size_bytes);
             if !padding_only && !is_last {
                 cut_short = true;
             }
@@ -385,41 +375,41 @@ pub(crate) async fn recover(
         }
         // The file ends at its last good batch now: nothing stale is left past it.
         remove_if_exists(io, &paths.recycled_marker).await?;
-        segment.size_bytes = size_bytes;
-        segment.written_bytes = size_bytes;
-        if segment.max_timestamp >= 0 || size_bytes > 0 {
-            segment.roll_basis_ms = read_first_header(&file, &paths.log, size_bytes)
+        let roll_basis_ms = if segment.max_timestamp() >= 0 || size_bytes > 0 {
+            read_first_header(&file, &paths.log, size_bytes)
                 .await?
-                .map(|header| header.max_timestamp);
-        }
+                .map(|header| header.max_timestamp)
+        } else {
+            None
+        };
+        segment.restore_end(size_bytes, roll_basis_ms);
         if is_last && !cut_short {
-            segment.state = SegmentState::Active;
-            segment.carry = read_carry(&file, &paths.log, size_bytes).await?;
+            segment.activate(read_carry(&file, &paths.log, size_bytes).await?);
             // Whatever the previous run wrote may still sit in the device cache: make it durable
             // before calling it so.
             file.fdatasync()
                 .await
                 .map_err(io_error("fdatasync", &paths.log))?;
         } else {
-            segment.state = SegmentState::Sealed;
-            segment.seal_time_index();
+            segment.seal_recovered();
             if !loaded_indexes || stop_changed(&report, base) {
-                write_small_file(io, &paths.index, &segment.offset_index.encode()).await?;
-                write_small_file(io, &paths.time_index, &segment.time_index.encode()).await?;
+                write_small_file(io, &paths.index, &segment.offset_index().encode()).await?;
+                write_small_file(io, &paths.time_index, &segment.time_index().encode()).await?;
             }
         }
-        expected_next = Some(segment.next_offset);
-        segment.file = Some(Rc::new(file));
+        expected_next = Some(segment.next_offset());
+        segment.attach_file(Rc::new(file));
         segments.insert(base, segment);
     }
     // If the last segment was cut short in the middle of the log (cut_short), the segment that
     // was cut is now the last one; make it active again.
     if let Some((_, last)) = segments.iter_mut().next_back() {
-        if last.state != SegmentState::Active {
-            last.state = SegmentState::Active;
-            if let Some(file) = &last.file {
-                last.carry = read_carry(file, &last.paths.log, last.size_bytes).await?;
-            }
+        if last.state() != SegmentState::Active {
+            let carry = match last.file().cloned() {
+                Some(file) => read_carry(&file, &last.paths().log, last.size_bytes()).await?,
+                None => Vec::new(),
+            };
+            last.activate(carry);
         }
     }
     if segments.is_empty() {
@@ -459,23 +449,15 @@ async fn time_index_matches_log(
     file: &StorageFile,
     file_size: u64,
 ) -> StorageResult<bool> {
-    let Some(entry) = segment.time_index.last() else {
+    let Some(entry) = segment.time_index().last() else {
         return Ok(true);
     };
-    let offset = segment.base_offset + u64::from(entry.relative_offset);
-    if offset >= segment.next_offset {
+    let offset = segment.base_offset() + u64::from(entry.relative_offset);
+    if offset >= segment.next_offset() {
         return Ok(false);
     }
-    let start = segment.offset_index.lookup(entry.relative_offset).map_or(
-        (0, segment.base_offset),
-        |found| {
-            (
-                u64::from(found.position),
-                segment.base_offset + u64::from(found.relative_offset),
-            )
-        },
-    );
-    let path = &segment.paths.log;
+    let start = segment.scan_start(offset);
+    let path = &segment.paths().log;
     let Ok((position, base)) = find_cut(file, path, start.0, start.1, file_size, offset).await
     else {
         return Ok(false);

@@ -134,34 +134,36 @@ impl WriteBuffer {
     }
 }
 
-/// One segment's in-memory state. The partition log owns it; the flusher writes its staging.
+/// One segment's in-memory state. The partition log owns it and changes it only through the
+/// operations below, each of which keeps the segment's invariants (written ≤ size, a carry
+/// under one block, states moving Active → Sealing → Sealed); the flusher writes its staging.
 pub(crate) struct Segment {
-    pub base_offset: u64,
-    pub paths: SegmentPaths,
+    base_offset: u64,
+    paths: SegmentPaths,
     /// `None` until the flusher creates the file (a freshly rolled segment).
-    pub file: Option<Rc<StorageFile>>,
-    pub state: SegmentState,
+    file: Option<Rc<StorageFile>>,
+    state: SegmentState,
     /// Logical size: every batch appended, staged or written.
-    pub size_bytes: u64,
+    size_bytes: u64,
     /// Bytes below this position are written to the file.
-    pub written_bytes: u64,
+    written_bytes: u64,
     /// Offset after the segment's last batch (`base_offset` when empty).
-    pub next_offset: u64,
-    pub offset_index: OffsetIndex,
-    pub time_index: TimeIndex,
-    pub bytes_since_index_entry: u64,
+    next_offset: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
     /// Largest batch max-timestamp in the segment, -1 when empty.
-    pub max_timestamp: i64,
+    max_timestamp: i64,
     /// Base offset of the batch that carried `max_timestamp`.
-    pub max_timestamp_offset: u64,
+    max_timestamp_offset: u64,
     /// Basis of `segment_ms`: when the first batch was appended (or its timestamp, after
     /// recovery).
-    pub roll_basis_ms: Option<i64>,
-    pub staging: VecDeque<WriteBuffer>,
+    roll_basis_ms: Option<i64>,
+    staging: VecDeque<WriteBuffer>,
     /// Bytes of the partial last block of what the flusher already took, `< DMA_ALIGNMENT_BYTES`.
-    pub carry: Vec<u8>,
+    carry: Vec<u8>,
     /// Bytes of batches staged since the flusher last took the staging.
-    pub staged_bytes: usize,
+    staged_bytes: usize,
 }
 
 impl Segment {
@@ -187,6 +189,190 @@ impl Segment {
         }
     }
 
+    /// The offset of the segment's first batch (its name).
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The segment's file names.
+    pub fn paths(&self) -> &SegmentPaths {
+        &self.paths
+    }
+
+    /// The open `.log`, once the flusher (or recovery) has it.
+    pub fn file(&self) -> Option<&Rc<StorageFile>> {
+        self.file.as_ref()
+    }
+
+    /// What is left of a segment the log let go of: its names and its open file.
+    pub fn into_parts(self) -> (SegmentPaths, Option<Rc<StorageFile>>) {
+        (self.paths, self.file)
+    }
+
+    /// Where the segment is in its life.
+    pub fn state(&self) -> SegmentState {
+        self.state
+    }
+
+    /// Logical size: every batch appended, staged or written.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Bytes below this position are written to the file.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
+    /// Offset after the segment's last batch (`base_offset` when empty).
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// The sparse offset index.
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+
+    /// The sparse time index.
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// Largest batch max-timestamp in the segment, -1 when empty.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    /// When the segment started, for `segment_ms`.
+    pub fn roll_basis_ms(&self) -> Option<i64> {
+        self.roll_basis_ms
+    }
+
+    /// Where a scan for `offset` starts: the file position and base offset of the last
+    /// indexed batch at or before it, or the segment's start.
+    pub fn scan_start(&self, offset: u64) -> (u64, u64) {
+        self.offset_index
+            .lookup(self.relative(offset))
+            .map_or((0, self.base_offset), |entry| {
+                (
+                    u64::from(entry.position),
+                    self.base_offset + u64::from(entry.relative_offset),
+                )
+            })
+    }
+
+    /// Appends a stamped batch: index bookkeeping, the roll basis, and the copy into staging.
+    pub fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+        index_interval_bytes: u32,
+        chunk_bytes: usize,
+        now_ms: i64,
+        allocate: impl FnMut(usize) -> DmaBuffer,
+    ) {
+        debug_assert_eq!(
+            self.state,
+            SegmentState::Active,
+            "append to a rolled segment"
+        );
+        debug_assert_eq!(header.base_offset, self.next_offset, "append out of order");
+        let position = self.size_bytes;
+        self.track_batch(header, position, index_interval_bytes);
+        self.roll_basis_ms.get_or_insert(now_ms);
+        self.stage(batch, chunk_bytes, allocate);
+    }
+
+    /// Rolled: takes no more appends; the time index gets its final entry. The flusher then
+    /// writes the tail and seals it.
+    pub fn begin_sealing(&mut self) {
+        debug_assert_eq!(
+            self.state,
+            SegmentState::Active,
+            "only the active segment rolls"
+        );
+        self.state = SegmentState::Sealing;
+        self.seal_time_index();
+    }
+
+    /// The flusher wrote, truncated and fdatasynced the rolled segment and persisted its
+    /// indexes.
+    pub fn mark_sealed(&mut self) {
+        debug_assert_eq!(self.state, SegmentState::Sealing, "sealed before it rolled");
+        self.state = SegmentState::Sealed;
+    }
+
+    /// The flusher created the segment's file.
+    pub fn attach_file(&mut self, file: Rc<StorageFile>) {
+        debug_assert!(self.file.is_none(), "a segment has one file");
+        self.file = Some(file);
+    }
+
+    /// Everything below `end_bytes` is written to the file.
+    pub fn mark_written(&mut self, end_bytes: u64) {
+        debug_assert!(
+            self.written_bytes <= end_bytes && end_bytes <= self.size_bytes,
+            "written bytes move from {} to {end_bytes} with size {}",
+            self.written_bytes,
+            self.size_bytes
+        );
+        self.written_bytes = end_bytes;
+    }
+
+    /// Takes persisted indexes found valid at open: the segment's end and largest timestamp
+    /// are known from their last entries, and the scan goes on from there.
+    pub fn adopt_indexes(&mut self, offset_index: OffsetIndex, time_index: TimeIndex) {
+        if let Some(entry) = offset_index.last() {
+            self.next_offset = self.base_offset + u64::from(entry.relative_offset);
+        }
+        if let Some(entry) = time_index.last() {
+            self.max_timestamp = entry.timestamp;
+            self.max_timestamp_offset = self.base_offset + u64::from(entry.relative_offset);
+        }
+        self.offset_index = offset_index;
+        self.time_index = time_index;
+    }
+
+    /// Drops index entries past a cut at `size_bytes` (the segment ends at `next_offset`).
+    pub fn cut_indexes_at(&mut self, size_bytes: u64) {
+        self.offset_index.truncate_to_position(size_bytes);
+        let relative_end = self.relative(self.next_offset);
+        self.time_index.truncate_to_offset(relative_end);
+    }
+
+    /// After recovery or truncation: the file holds `size_bytes` of whole batches, all of
+    /// them written.
+    pub fn restore_end(&mut self, size_bytes: u64, roll_basis_ms: Option<i64>) {
+        debug_assert!(
+            self.staging.is_empty(),
+            "nothing is staged in a reopened segment"
+        );
+        self.size_bytes = size_bytes;
+        self.written_bytes = size_bytes;
+        self.roll_basis_ms = roll_basis_ms;
+    }
+
+    /// Makes a reopened segment the active one, appending after `carry` (the partial last
+    /// block of the file).
+    pub fn activate(&mut self, carry: Vec<u8>) {
+        assert!(
+            carry.len() < DMA_ALIGNMENT_BYTES
+                && carry.len() as u64 == self.size_bytes % DMA_ALIGNMENT_BYTES as u64,
+            "carry of {} bytes for a segment of {} bytes",
+            carry.len(),
+            self.size_bytes
+        );
+        self.state = SegmentState::Active;
+        self.carry = carry;
+    }
+
+    /// Marks a reopened segment sealed: immutable, with its final time index entry.
+    pub fn seal_recovered(&mut self) {
+        self.state = SegmentState::Sealed;
+        self.seal_time_index();
+    }
+
     /// `offset` relative to the segment's base, as the indexes store it. The log rolls before a
     /// segment's offsets span more than `u32` (`maybe_roll`), so it always fits; a value that
     /// did not would write a wrong index entry, so it is an assertion, not a saturation.
@@ -207,6 +393,7 @@ impl Segment {
 
     /// Records a batch that starts at `position` in the index bookkeeping: an index entry every
     /// `index_interval_bytes`, a time index entry alongside when the largest timestamp grew.
+    /// Recovery's scan feeds every good batch here.
     pub fn track_batch(&mut self, header: &BatchHeader, position: u64, index_interval_bytes: u32) {
         if self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
             self.offset_index.push(IndexEntry {
@@ -231,7 +418,7 @@ impl Segment {
 
     /// On sealing, the time index gets the segment's final largest timestamp, so that its last
     /// entry tells retention how old the segment is.
-    pub fn seal_time_index(&mut self) {
+    fn seal_time_index(&mut self) {
         if self.max_timestamp >= 0 {
             self.time_index.push(TimeIndexEntry {
                 timestamp: self.max_timestamp,
@@ -244,7 +431,7 @@ impl Segment {
     /// fixed-size, block-aligned chunks that mirror the file; a batch flows across a chunk
     /// boundary when it must. Full chunks therefore never share a block, so the flusher writes
     /// all of them at once, and only the last, partial chunk needs the carry.
-    pub fn stage(
+    fn stage(
         &mut self,
         batch: &[u8],
         chunk_bytes: usize,
@@ -484,4 +671,128 @@ pub(crate) async fn find_cut(
         position += header.total_bytes() as u64;
     }
     Ok((end_position, expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_executor(body: impl FnOnce() + Send + 'static) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(4 << 20)
+            .spawn(|| async move { body() })
+            .expect("executor")
+            .join()
+            .expect("test executor");
+    }
+
+    /// Writes `buffers` (padded, as the flusher does) into a file image.
+    fn write_into(image: &mut Vec<u8>, buffers: Vec<WriteBuffer>) {
+        for buffer in buffers {
+            let (bytes, position) = buffer.into_padded();
+            assert_eq!(
+                position % DMA_ALIGNMENT_BYTES as u64,
+                0,
+                "writes start on a block"
+            );
+            assert_eq!(
+                bytes.len() % DMA_ALIGNMENT_BYTES,
+                0,
+                "writes end on a block"
+            );
+            let end = position as usize + bytes.len();
+            if image.len() < end {
+                image.resize(end, 0);
+            }
+            image[position as usize..end].copy_from_slice(bytes.as_bytes());
+        }
+    }
+
+    #[test]
+    fn staging_mirrors_the_file_and_the_carry_is_the_partial_last_block() {
+        in_executor(|| {
+            for seed in 0..200u64 {
+                let mut random = fastrand::Rng::with_seed(seed);
+                let chunk_bytes = [4096, 8192, 12288, 65536][random.usize(0..4)];
+                let mut segment = Segment::new(Path::new("/segment"), 0);
+                let mut expected = Vec::new();
+                let mut image = Vec::new();
+                for _cycle in 0..6 {
+                    let mut staged = 0;
+                    for _ in 0..random.usize(0..8) {
+                        let batch: Vec<u8> = (0..random.usize(1..20_000))
+                            .map(|_| random.u8(..))
+                            .collect();
+                        segment.stage(&batch, chunk_bytes, glommio::allocate_dma_buffer);
+                        expected.extend_from_slice(&batch);
+                        staged += batch.len();
+                    }
+                    let mut buffers = Vec::new();
+                    assert_eq!(segment.take_staged(&mut buffers), staged, "seed {seed}");
+                    assert!(!segment.has_staged());
+                    let mut previous_end = None;
+                    for buffer in &buffers {
+                        assert!(buffer.filled <= buffer.buffer.len(), "seed {seed}");
+                        if let Some(end) = previous_end {
+                            assert_eq!(buffer.file_position, end, "seed {seed}: chunks abut");
+                        }
+                        previous_end = Some(buffer.file_position + buffer.buffer.len() as u64);
+                    }
+                    write_into(&mut image, buffers);
+                    let size = segment.size_bytes() as usize;
+                    assert_eq!(size, expected.len(), "seed {seed}");
+                    assert_eq!(
+                        &image[..size],
+                        &expected[..],
+                        "seed {seed}: the file mirrors"
+                    );
+                    assert!(
+                        image[size..].iter().all(|&byte| byte == 0),
+                        "seed {seed}: pad"
+                    );
+                    let boundary = size - size % DMA_ALIGNMENT_BYTES;
+                    assert_eq!(segment.carry, expected[boundary..], "seed {seed}: carry");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn scan_start_is_the_last_indexed_batch_at_or_before_an_offset() {
+        let mut segment = Segment::new(Path::new("/segment"), 100);
+        assert_eq!(
+            segment.scan_start(150),
+            (0, 100),
+            "no index: the segment start"
+        );
+        let mut index = OffsetIndex::default();
+        index.push(IndexEntry {
+            relative_offset: 10,
+            position: 4096,
+        });
+        index.push(IndexEntry {
+            relative_offset: 30,
+            position: 9000,
+        });
+        segment.adopt_indexes(index, TimeIndex::default());
+        assert_eq!(segment.next_offset(), 130, "the last entry bounds the end");
+        assert_eq!(segment.scan_start(105), (0, 100));
+        assert_eq!(segment.scan_start(110), (4096, 110));
+        assert_eq!(segment.scan_start(129), (4096, 110));
+        assert_eq!(segment.scan_start(130), (9000, 130));
+    }
+
+    #[test]
+    #[should_panic(expected = "carry of 10 bytes for a segment of 4097 bytes")]
+    fn a_carry_that_is_not_the_partial_last_block_is_refused() {
+        let mut segment = Segment::new(Path::new("/segment"), 0);
+        segment.restore_end(4097, None);
+        segment.activate(vec![0; 10]);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond u32")]
+    fn an_offset_past_u32_of_the_base_is_an_assertion_not_a_saturation() {
+        Segment::new(Path::new("/segment"), 0).relative(u64::from(u32::MAX) + 1);
+    }
 }

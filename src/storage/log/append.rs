@@ -76,12 +76,14 @@ impl LogInner {
                 path: self.directory.clone(),
             });
         };
-        let position = active.size_bytes;
-        active.track_batch(&header, position, self.config.index_interval_bytes);
-        active.roll_basis_ms.get_or_insert(now_ms);
-        active.stage(&bytes, self.config.write_buffer_bytes, |capacity| {
-            allocate_dma_buffer(capacity)
-        });
+        active.append(
+            &header,
+            &bytes,
+            self.config.index_interval_bytes,
+            self.config.write_buffer_bytes,
+            now_ms,
+            allocate_dma_buffer,
+        );
         debug_assert!(header.next_offset() > base_offset, "a batch holds a record");
         state.next_offset = header.next_offset();
         state.staged_bytes += batch_bytes;
@@ -109,19 +111,18 @@ impl LogInner {
         let Some((_, active)) = state.segments.iter_mut().next_back() else {
             return;
         };
-        if active.size_bytes == 0 {
+        if active.size_bytes() == 0 {
             return;
         }
-        let full = active.size_bytes + batch_bytes as u64 > self.config.segment_bytes;
+        let full = active.size_bytes() + batch_bytes as u64 > self.config.segment_bytes;
         let old = active
-            .roll_basis_ms
+            .roll_basis_ms()
             .is_some_and(|basis| now_ms.saturating_sub(basis) >= self.config.segment_ms as i64);
-        let offsets_exhausted = next_offset - active.base_offset >= u64::from(u32::MAX);
+        let offsets_exhausted = next_offset - active.base_offset() >= u64::from(u32::MAX);
         if !(full || old || offsets_exhausted) {
             return;
         }
-        active.state = SegmentState::Sealing;
-        active.seal_time_index();
+        active.begin_sealing();
         state
             .segments
             .insert(next_offset, Segment::new(&self.directory, next_offset));

@@ -83,19 +83,19 @@ impl LogInner {
             let mut state = self.state.borrow_mut();
             for (&base, segment) in state.segments.iter_mut() {
                 if segment.has_staged()
-                    || segment.state == SegmentState::Sealing
-                    || (segment.file.is_none() && segment.state == SegmentState::Active)
+                    || segment.state() == SegmentState::Sealing
+                    || (segment.file().is_none() && segment.state() == SegmentState::Active)
                 {
                     let mut buffers = Vec::new();
                     let staged_bytes = segment.take_staged(&mut buffers);
                     jobs.push(FlushJob {
                         staged_bytes,
                         base,
-                        file: segment.file.clone(),
-                        path: segment.paths.log.clone(),
+                        file: segment.file().cloned(),
+                        path: segment.paths().log.clone(),
                         buffers,
-                        end_bytes: segment.size_bytes,
-                        seal: segment.state == SegmentState::Sealing,
+                        end_bytes: segment.size_bytes(),
+                        seal: segment.state() == SegmentState::Sealing,
                     });
                 }
             }
@@ -109,7 +109,7 @@ impl LogInner {
                     let file = Rc::new(self.create_segment_file(job.base, &job.path).await?);
                     let mut state = self.state.borrow_mut();
                     if let Some(segment) = state.segments.get_mut(&job.base) {
-                        segment.file = Some(file.clone());
+                        segment.attach_file(file.clone());
                     }
                     file
                 }
@@ -123,7 +123,7 @@ impl LogInner {
             {
                 let mut state = self.state.borrow_mut();
                 if let Some(segment) = state.segments.get_mut(&job.base) {
-                    segment.written_bytes = job.end_bytes;
+                    segment.mark_written(job.end_bytes);
                 }
                 if !state
                     .unsynced_files
@@ -264,16 +264,16 @@ impl LogInner {
                 return Ok(());
             };
             (
-                segment.paths.clone(),
-                segment.offset_index.encode(),
-                segment.time_index.encode(),
+                segment.paths().clone(),
+                segment.offset_index().encode(),
+                segment.time_index().encode(),
             )
         };
         write_small_file(&self.io, &paths.index, &index).await?;
         write_small_file(&self.io, &paths.time_index, &time_index).await?;
         let mut state = self.state.borrow_mut();
         if let Some(segment) = state.segments.get_mut(&base) {
-            segment.state = SegmentState::Sealed;
+            segment.mark_sealed();
         }
         self.retention_due.set(true);
         Ok(())

@@ -233,7 +233,7 @@ impl LogState {
         let next_offset = segments
             .values()
             .next_back()
-            .map_or(0, |segment| segment.next_offset);
+            .map_or(0, Segment::next_offset);
         Self {
             segments,
             log_start_offset,
@@ -394,11 +394,7 @@ impl PartitionLog {
     /// Logical bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         let state = self.inner.state.borrow();
-        state
-            .segments
-            .values()
-            .map(|segment| segment.size_bytes)
-            .sum()
+        state.segments.values().map(Segment::size_bytes).sum()
     }
 
     /// The MemTable of this partition.
@@ -426,13 +422,13 @@ impl PartitionLog {
             state
                 .segments
                 .values()
-                .filter(|segment| segment.state == SegmentState::Active)
+                .filter(|segment| segment.state() == SegmentState::Active)
                 .map(|segment| ClosingSegment {
-                    file: segment.file.clone(),
-                    paths: segment.paths.clone(),
-                    size_bytes: segment.size_bytes,
-                    index: segment.offset_index.encode(),
-                    time_index: segment.time_index.encode(),
+                    file: segment.file().cloned(),
+                    paths: segment.paths().clone(),
+                    size_bytes: segment.size_bytes(),
+                    index: segment.offset_index().encode(),
+                    time_index: segment.time_index().encode(),
                 })
                 .collect()
         };
@@ -474,7 +470,7 @@ impl PartitionLog {
             let segments = std::mem::take(&mut state.segments);
             segments
                 .into_values()
-                .map(|segment| segment.paths)
+                .map(|segment| segment.into_parts().0)
                 .collect()
         };
         inner.wake_all();

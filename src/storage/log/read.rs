@@ -70,23 +70,17 @@ impl PartitionLog {
             let Some((_, segment)) = state.segments.range(..=offset).next_back() else {
                 return Ok(());
             };
-            let Some(file) = segment.file.clone() else {
+            let Some(file) = segment.file().cloned() else {
                 // Unwritten data is always in the MemTable; nothing on disk to read.
                 return Ok(());
             };
-            let entry = segment.offset_index.lookup(segment.relative(offset));
-            let (start_position, start_offset) = entry.map_or((0, segment.base_offset), |entry| {
-                (
-                    u64::from(entry.position),
-                    segment.base_offset + u64::from(entry.relative_offset),
-                )
-            });
+            let (start_position, start_offset) = segment.scan_start(offset);
             (
                 file,
-                segment.paths.log.clone(),
+                segment.paths().log.clone(),
                 start_position,
                 start_offset,
-                segment.written_bytes,
+                segment.written_bytes(),
             )
         };
         let bytes = read_batches(
@@ -118,15 +112,15 @@ impl PartitionLog {
             let Some(segment) = state
                 .segments
                 .values()
-                .find(|segment| segment.max_timestamp >= timestamp)
+                .find(|segment| segment.max_timestamp() >= timestamp)
             else {
                 return Ok(None);
             };
             let start = segment
-                .time_index
+                .time_index()
                 .lookup_before(timestamp)
-                .map_or(segment.base_offset, |entry| {
-                    segment.base_offset + u64::from(entry.relative_offset)
+                .map_or(segment.base_offset(), |entry| {
+                    segment.base_offset() + u64::from(entry.relative_offset)
                 });
             start.max(state.log_start_offset)
         };

@@ -16,7 +16,7 @@ impl PartitionLog {
         let mut outcome = RetentionOutcome::default();
         {
             let mut state = inner.state.borrow_mut();
-            let mut total_bytes: u64 = state.segments.values().map(|s| s.size_bytes).sum();
+            let mut total_bytes: u64 = state.segments.values().map(Segment::size_bytes).sum();
             loop {
                 let mut candidates = state.segments.iter();
                 let (Some((&base, oldest)), Some((&next_base, _))) =
@@ -24,20 +24,20 @@ impl PartitionLog {
                 else {
                     break;
                 };
-                if oldest.state != SegmentState::Sealed {
+                if oldest.state() != SegmentState::Sealed {
                     break;
                 }
                 let too_old = inner.config.retention_ms.is_some_and(|retention_ms| {
-                    now_ms.saturating_sub(oldest.max_timestamp) > retention_ms as i64
+                    now_ms.saturating_sub(oldest.max_timestamp()) > retention_ms as i64
                 });
                 let too_big = inner.config.retention_bytes.is_some_and(|retention_bytes| {
-                    total_bytes.saturating_sub(oldest.size_bytes) >= retention_bytes
+                    total_bytes.saturating_sub(oldest.size_bytes()) >= retention_bytes
                 });
                 if !too_old && !too_big {
                     break;
                 }
-                total_bytes -= oldest.size_bytes;
-                outcome.bytes_deleted += oldest.size_bytes;
+                total_bytes -= oldest.size_bytes();
+                outcome.bytes_deleted += oldest.size_bytes();
                 outcome.segments_deleted += 1;
                 if let Some(segment) = state.segments.remove(&base) {
                     removed.push(segment);
@@ -70,20 +70,23 @@ impl LogInner {
     pub(super) async fn retire_segment(&self, segment: Segment) -> StorageResult<()> {
         let room = self.state.borrow().recyclable.len() < self.config.recycled_segments_max;
         // A segment with unsealed state or no file has nothing worth reusing.
-        if !room || segment.file.is_none() || segment.state != SegmentState::Sealed {
-            return remove_segment_files(&self.io, &segment.paths).await;
+        let sealed = segment.state() == SegmentState::Sealed;
+        let base_offset = segment.base_offset();
+        let (paths, file) = segment.into_parts();
+        if !room || file.is_none() || !sealed {
+            return remove_segment_files(&self.io, &paths).await;
         }
-        let parked = recyclable_path(&self.directory, segment.base_offset);
+        let parked = recyclable_path(&self.directory, base_offset);
         self.io
-            .rename(&segment.paths.log, &parked)
+            .rename(&paths.log, &parked)
             .await
-            .map_err(io_error("rename", &segment.paths.log))?;
+            .map_err(io_error("rename", &paths.log))?;
         // The `.log` is gone from its name already; the rest of the segment's files go.
-        remove_segment_files(&self.io, &segment.paths).await?;
-        self.state.borrow_mut().recyclable.push_back(Recyclable {
-            path: parked,
-            file: segment.file,
-        });
+        remove_segment_files(&self.io, &paths).await?;
+        self.state
+            .borrow_mut()
+            .recyclable
+            .push_back(Recyclable { path: parked, file });
         Ok(())
     }
 }

@@ -38,7 +38,7 @@ impl PartitionLog {
             let mut removed = Vec::new();
             for base in doomed {
                 if let Some(segment) = state.segments.remove(&base) {
-                    removed.push(segment.paths);
+                    removed.push(segment.into_parts().0);
                 }
             }
             let keep = state
@@ -61,19 +61,13 @@ impl PartitionLog {
             let Some(segment) = state.segments.get(&keep) else {
                 return Ok(state.next_offset);
             };
-            let entry = segment.offset_index.lookup(segment.relative(offset));
-            let (position, base) = entry.map_or((0, segment.base_offset), |entry| {
-                (
-                    u64::from(entry.position),
-                    segment.base_offset + u64::from(entry.relative_offset),
-                )
-            });
+            let (position, base) = segment.scan_start(offset);
             (
-                segment.file.clone(),
-                segment.paths.log.clone(),
+                segment.file().cloned(),
+                segment.paths().log.clone(),
                 position,
                 base,
-                segment.size_bytes,
+                segment.size_bytes(),
             )
         };
         let (cut_position, new_end) = match &file {
@@ -109,8 +103,8 @@ impl PartitionLog {
         };
         // Rebuild the kept segment's bookkeeping by scanning what remains of it.
         let mut segment = Segment::new(&inner.directory, keep);
-        segment.file = file.clone();
         if let Some(file) = &file {
+            segment.attach_file(file.clone());
             scan_segment(
                 &mut segment,
                 file,
@@ -120,12 +114,10 @@ impl PartitionLog {
             )
             .await?;
         }
-        segment.size_bytes = cut_position;
-        segment.written_bytes = cut_position;
-        segment.carry = carry;
-        segment.roll_basis_ms = Some((inner.clock.borrow())());
-        remove_if_exists(&inner.io, &segment.paths.index).await?;
-        remove_if_exists(&inner.io, &segment.paths.time_index).await?;
+        segment.restore_end(cut_position, Some((inner.clock.borrow())()));
+        segment.activate(carry);
+        remove_if_exists(&inner.io, &segment.paths().index).await?;
+        remove_if_exists(&inner.io, &segment.paths().time_index).await?;
         sync_directory(&inner.io, &inner.directory).await?;
         let mut state = inner.state.borrow_mut();
         state.segments.insert(keep, segment);
