@@ -57,10 +57,12 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
         let _ = ready.send(Err(reason.clone()));
         Err(reason)
     };
-    let controller = match controller_queue.map(|queue| Controller::load(context.clone(), queue)) {
+    let controller = match controller_queue {
         None => None,
-        Some(Ok(loaded)) => Some(loaded),
-        Some(Err(reason)) => return fail(reason),
+        Some(queue) => match Controller::load(context.clone(), queue).await {
+            Ok(loaded) => Some(loaded),
+            Err(reason) => return fail(reason),
+        },
     };
     control::spawn_receivers(
         &context,

@@ -43,12 +43,18 @@ impl Controller {
     /// longer exist, and persists the result. [`Controller::publish_initial`] then sends it
     /// out; the two are split so the mesh receivers can reach the controller before the first
     /// acknowledgements arrive.
-    pub fn load(
+    ///
+    /// The file calls (read, write, fsync) run on the blocking pool like every later save.
+    pub async fn load(
         context: Rc<ShardContext>,
         queue: ControllerQueue,
     ) -> Result<(Rc<Self>, LocalReceiver<QueuedRequest>), String> {
         let store = MetadataStore::new(&context.config.data_dir);
-        let mut metadata = match store.load().map_err(|error| error.to_string())? {
+        let loaded = {
+            let store = store.clone();
+            run_blocking(move || store.load()).await
+        };
+        let mut metadata = match loaded.map_err(|error| error.to_string())? {
             Some(metadata) => metadata,
             None => ClusterMetadata::new(new_cluster_id(), context.shard_count),
         };
@@ -64,7 +70,12 @@ impl Controller {
             metadata.shard_count = context.shard_count;
         }
         metadata.version += 1;
-        store.save(&metadata).map_err(|error| error.to_string())?;
+        let saved = {
+            let store = store.clone();
+            let snapshot = metadata.clone();
+            run_blocking(move || store.save(&snapshot)).await
+        };
+        saved.map_err(|error| error.to_string())?;
         let (sender, receiver) = queue;
         let controller = Rc::new(Self {
             applied: RefCell::new(vec![0; context.shard_count as usize]),

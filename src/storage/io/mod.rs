@@ -16,7 +16,10 @@
 //! operation and path.
 //!
 //! Write buffers are glommio `DmaBuffer`s in both implementations (the log stages into the
-//! executor's registered arena), so both run inside a glommio executor.
+//! executor's registered arena), so both run inside a glommio executor. The seam carries no
+//! time: the log's clock is its own seam (`PartitionLog::set_clock`), and `MemoryFs` completes
+//! every call at once, so a simulated run is as fast as the CPU and its order is the
+//! executor's.
 
 mod dma;
 mod fault;
