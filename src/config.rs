@@ -248,6 +248,8 @@ pub struct BrokerConfig {
     pub idle_poll_us: u64,
     /// Defaults for partition logs.
     pub log: LogDefaults,
+    /// Group coordination: committed offsets.
+    pub groups: crate::group::GroupSettings,
 }
 
 impl Default for BrokerConfig {
@@ -276,6 +278,7 @@ impl Default for BrokerConfig {
             pin_cores: true,
             idle_poll_us: IDLE_POLL_US_DEFAULT,
             log: LogDefaults::default(),
+            groups: crate::group::GroupSettings::default(),
         }
     }
 }
@@ -368,6 +371,11 @@ impl BrokerConfig {
             ),
         ];
         for (name, value) in positive {
+            if value == 0 {
+                return invalid(name, "must be positive".into());
+            }
+        }
+        for (name, value) in self.groups.positive_settings() {
             if value == 0 {
                 return invalid(name, "must be positive".into());
             }

@@ -16,6 +16,9 @@
 //! - [`cluster`]: cluster metadata (topics, partition placement, topic configs), its
 //!   persistence, the Kafka rules of changes to it as pure functions (`cluster::changes`), and
 //!   where group and transaction coordinators live.
+//! - [`group`]: group coordination on the coordinator shard; today committed offsets
+//!   (OffsetCommit, OffsetFetch, OffsetDelete) kept in an internal partition log per offsets
+//!   partition, loaded before the shard answers, rewritten to its live commits, expired.
 //! - [`protocol`]: Kafka framing, request headers, the supported API table, response encoding.
 //!   Message bodies come from the `kafka-protocol` crate.
 //! - [`shard`]: what one core's shard owns (its partitions, the metadata snapshot it serves),
@@ -45,6 +48,7 @@ pub mod broker;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod group;
 pub mod net;
 pub mod protocol;
 pub mod record;

@@ -5,7 +5,7 @@ mod broker_support;
 
 use std::time::{Duration, Instant};
 
-use broker_support::{tempdir, Broker, RawConnection};
+use broker_support::{create_topic, tempdir, topic_name, Broker, RawConnection};
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -16,10 +16,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use streambus::record::{Record, RecordBatchBuilder};
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
 
 fn batch(records: usize, value_bytes: usize) -> Bytes {
     let mut builder = RecordBatchBuilder::with_capacity(records * (value_bytes + 32));
@@ -34,21 +30,6 @@ fn batch(records: usize, value_bytes: usize) -> Bytes {
         });
     }
     builder.build().into_bytes()
-}
-
-fn create_topic(connection: &mut RawConnection, name: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    let response: CreateTopicsResponse = connection.call(ApiKey::CreateTopics, 7, &request);
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "{:?}",
-        response.topics[0].error_message
-    );
 }
 
 fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
@@ -121,7 +102,16 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 12, "v{version}");
+        assert_eq!(response.api_keys.len(), 14, "v{version}");
+        for committed in [ApiKey::OffsetCommit, ApiKey::OffsetDelete] {
+            assert!(
+                response
+                    .api_keys
+                    .iter()
+                    .any(|api| api.api_key == committed as i16),
+                "{committed:?} advertised"
+            );
+        }
         assert!(response
             .api_keys
             .iter()
@@ -148,7 +138,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 12);
+    assert_eq!(response.api_keys.len(), 14);
 }
 
 #[test]

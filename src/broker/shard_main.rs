@@ -12,6 +12,7 @@ use glommio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
+use crate::group::OffsetStore;
 use crate::server;
 use crate::shard::control::{self, control_plane, Controller, MeshMessage};
 use crate::shard::mesh::MeshEndpoints;
@@ -43,11 +44,22 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
     let timeout = Duration::from_millis(config.control_timeout_ms);
     let (client, controller_queue) = control_plane(shard_id, mesh, timeout);
     let bootstrap_port = config.listen.port();
+    // Committed offsets are loaded before the shard answers anything: a coordinator never
+    // answers OffsetFetch without them.
+    let offsets = match OffsetStore::open(&config, shard_id).await {
+        Ok(offsets) => Rc::new(offsets),
+        Err(error) => {
+            let reason = format!("cannot load committed offsets: {error}");
+            let _ = ready.send(Err(reason.clone()));
+            return Err(reason);
+        }
+    };
     let context = Rc::new(ShardContext::new(
         shard_id,
         config.clone(),
         bootstrap_port,
         client,
+        offsets,
     ));
     // Shard 0 loads the controller before the mesh receivers start, so they are built with it;
     // the initial publish comes after, since it waits for the other shards' acknowledgements,
@@ -87,6 +99,7 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
         glommio::spawn_local(server::accept_loop(context.clone(), listener)).detach();
     }
     glommio::spawn_local(retention_loop(context.clone())).detach();
+    glommio::spawn_local(offsets_expiry_loop(context.clone())).detach();
     info!(
         shard = shard_id,
         port = context.shard_port(shard_id),
@@ -107,6 +120,7 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
         );
     }
     context.close_logs().await;
+    context.offsets.close().await;
     info!(shard = shard_id, "shard stopped");
     Ok(())
 }
@@ -121,8 +135,12 @@ async fn watch_stop_flag(context: Rc<ShardContext>, stop: Arc<AtomicBool>) {
     context.shutdown.trigger();
 }
 
-async fn retention_loop(context: Rc<ShardContext>) {
-    let period = Duration::from_millis(context.config.retention_check_interval_ms);
+/// Runs `pass` every `period` until the shard shuts down.
+async fn periodically<F, Fut>(context: Rc<ShardContext>, period: Duration, pass: F)
+where
+    F: Fn(Rc<ShardContext>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         futures_lite::future::or(
             async {
@@ -134,9 +152,25 @@ async fn retention_loop(context: Rc<ShardContext>) {
         if context.shutdown.is_triggered() {
             return;
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as i64);
-        context.apply_retention(now_ms).await;
+        pass(context.clone()).await;
     }
+}
+
+/// The retention pass over every partition log of the shard.
+async fn retention_loop(context: Rc<ShardContext>) {
+    let period = Duration::from_millis(context.config.retention_check_interval_ms);
+    periodically(context, period, |context| async move {
+        context.apply_retention(crate::group::now_ms()).await;
+    })
+    .await;
+}
+
+/// Expires the committed offsets of groups idle for `offsets_retention_ms`.
+async fn offsets_expiry_loop(context: Rc<ShardContext>) {
+    let settings = context.offsets.settings();
+    let period = Duration::from_millis(settings.offsets_retention_check_interval_ms);
+    periodically(context, period, |context| async move {
+        context.offsets.expire(crate::group::now_ms()).await;
+    })
+    .await;
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use coordinator_placement::coordinator_shard;
+pub use coordinator_placement::{coordinator_shard, offsets_partition, OFFSETS_PARTITIONS};
 pub use topic_config::{TopicConfigError, TopicConfigs, TOPIC_CONFIG_NAMES};
 
 /// Kafka's longest topic name.

@@ -28,12 +28,13 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 12] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 14] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
     range(ApiKey::Metadata, 0, 12),
-    // "No committed offset" for every partition until OffsetCommit exists; see its handler.
+    // Commits of groups that assign partitions themselves (generation -1); see the handler.
+    range(ApiKey::OffsetCommit, 2, 9),
     range(ApiKey::OffsetFetch, 1, 9),
     // Names the coordinator shard, although group and transaction APIs do not exist yet: see
     // its handler for why (clients then fail fast; librdkafka ties LZ4 to it).
@@ -43,6 +44,7 @@ pub const SUPPORTED_APIS: [ApiVersionRange; 12] = [
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
 ];
 

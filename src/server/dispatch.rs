@@ -36,7 +36,13 @@ pub async fn dispatch(
             .await
             .map(Some),
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(context, &request).map(Some),
+        ApiKey::OffsetCommit => handlers::offset_commit::handle(context, &request)
+            .await
+            .map(Some),
         ApiKey::OffsetFetch => handlers::offset_fetch::handle(context, &request).map(Some),
+        ApiKey::OffsetDelete => handlers::offset_delete::handle(context, &request)
+            .await
+            .map(Some),
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(context, &request).map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {

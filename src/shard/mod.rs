@@ -74,6 +74,8 @@ pub struct ShardContext {
     budget: Rc<MemTableBudget>,
     /// Control-plane requests go through it (to shard 0).
     pub control: ControlClient,
+    /// Committed offsets of the groups this shard coordinates.
+    pub offsets: Rc<crate::group::OffsetStore>,
     /// Set when the broker is stopping.
     pub shutdown: Rc<Event>,
     /// Set once the first metadata snapshot is applied.
@@ -88,6 +90,7 @@ impl ShardContext {
         config: Arc<BrokerConfig>,
         bootstrap_port: u16,
         control: ControlClient,
+        offsets: Rc<crate::group::OffsetStore>,
     ) -> Self {
         let shard_count = config.shard_count() as u32;
         let budget = MemTableBudget::new(config.memtable_budget_bytes_per_shard);
@@ -101,6 +104,7 @@ impl ShardContext {
             topics: RefCell::new(HashMap::new()),
             budget,
             control,
+            offsets,
             shutdown: Rc::new(Event::default()),
             metadata_ready: Rc::new(Event::default()),
             connections: Cell::new(0),

@@ -15,7 +15,7 @@
 
 mod config;
 mod error;
-mod fileio;
+pub(crate) mod fileio;
 pub mod io;
 mod log;
 mod memtable;
@@ -25,6 +25,7 @@ mod segment;
 mod time_index;
 
 pub use config::*;
+pub(crate) use error::io_error;
 pub use error::{StorageError, StorageResult};
 pub use log::{
     AppendInfo, LogRead, LogStats, PartitionLog, RetentionOutcome, TimestampOffset,

@@ -271,3 +271,26 @@ impl RawConnection {
         }
     }
 }
+
+/// A topic name for raw requests.
+pub fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Creates a topic with a raw CreateTopics v7 request; it must succeed.
+pub fn create_topic(connection: &mut RawConnection, name: &str, partitions: i32) {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+    let response: CreateTopicsResponse = connection.call(ApiKey::CreateTopics, 7, &request);
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+}

@@ -1,7 +1,8 @@
-"""Clients that need what StreamBus does not have yet (consumer groups, committed offsets,
-idempotent producers) must fail fast with an error their user sees, never wait silently or
-crash. Each case below once waited forever, crashed, or is a client default that needs an API
-StreamBus lacks.
+"""Clients without group membership: what StreamBus does not have yet (subscribe(), idempotent
+producers) must fail fast with an error their user sees, never wait silently or crash; what
+it has (committed offsets of assign() consumers) must work and resume where it committed.
+Each failure case below once waited forever, crashed, or is a client default that needs an
+API StreamBus lacks.
 
 Usage: groupless_clients.py BOOTSTRAP"""
 import asyncio
@@ -22,6 +23,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPythonTopicPartition
+from kafka.structs import OffsetAndMetadata
 from kafka.errors import IncompatibleBrokerVersion
 
 # A fast failure takes well under this; a silent wait would run into it.
@@ -73,15 +75,29 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
         if message is not None and message.error() is None:
             consumed += 1
     check(consumed == 10, f"assign() consumed {consumed} of 10")
-    try:
-        consumer.commit(asynchronous=False)
-        check(False, "a commit succeeded without OffsetCommit")
-    except KafkaException as exception:
-        error = exception.args[0]
-        check(error.code() == KafkaError._UNSUPPORTED_FEATURE, f"commit error: {error}")
+    committed = consumer.commit(
+        offsets=[TopicPartition(topic, 0, 5, metadata="confluent-meta")], asynchronous=False
+    )
+    check(committed[0].error is None, f"commit: {committed[0].error}")
+    stored = consumer.committed([TopicPartition(topic, 0)], timeout=10)[0]
+    check(stored.offset == 5, f"committed offset {stored.offset}")
+    check(stored.metadata == "confluent-meta", f"committed metadata {stored.metadata!r}")
     closed = threading.Event()
     threading.Thread(target=lambda: (consumer.close(), closed.set()), daemon=True).start()
     check(closed.wait(FAIL_FAST_SECONDS), "close() of an auto-committing consumer hung")
+    # close() committed what was consumed (auto-commit): a new member resumes there, at 10,
+    # where nothing is left to read; commit 5 again and it reads from 5.
+    resumed = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-assign"})
+    resumed.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    resumed.assign([TopicPartition(topic, 0)])
+    first = None
+    started = time.time()
+    while first is None and time.time() - started < FAIL_FAST_SECONDS:
+        message = resumed.poll(0.5)
+        if message is not None and message.error() is None:
+            first = message.offset()
+    check(first == 5, f"a new member resumed at {first}, not at the commit (5)")
+    resumed.close()
 
     # An idempotent producer gets a fatal error (no InitProducerId), not a silent wait.
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
@@ -100,7 +116,7 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
 
 def kafka_python_cases(bootstrap: str, topic: str) -> None:
     # A group id with assign(): no committed offsets, so it reads from the reset point; a
-    # commit raises.
+    # commit is stored and read back.
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id="groupless-kafka-python",
@@ -115,11 +131,9 @@ def kafka_python_cases(bootstrap: str, topic: str) -> None:
         if consumed == 10:
             break
     check(consumed == 10, f"kafka-python consumed {consumed} of 10")
-    try:
-        consumer.commit()
-        check(False, "kafka-python committed without OffsetCommit")
-    except IncompatibleBrokerVersion as error:
-        check("OffsetCommit" in str(error), f"kafka-python commit error: {error}")
+    partition = KafkaPythonTopicPartition(topic, 0)
+    consumer.commit({partition: OffsetAndMetadata(7, "kafka-python-meta", -1)})
+    check(consumer.committed(partition) == 7, f"kafka-python committed {consumer.committed(partition)}")
     consumer.close(autocommit=False)
     # kafka-python 3's default idempotent producer raises at once.
     producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=10_000)
@@ -133,7 +147,7 @@ def kafka_python_cases(bootstrap: str, topic: str) -> None:
 
 async def aiokafka_cases(bootstrap: str, topic: str) -> None:
     # A group id with assign(): no committed offsets, so it reads from the reset point; a
-    # commit raises.
+    # commit is stored and read back.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id="groupless-aiokafka",
@@ -145,13 +159,10 @@ async def aiokafka_cases(bootstrap: str, topic: str) -> None:
         consumer.assign([AioTopicPartition(topic, 0)])
         message = await asyncio.wait_for(consumer.getone(), FAIL_FAST_SECONDS)
         check(message.offset == 0, f"aiokafka read offset {message.offset} first")
-        try:
-            await asyncio.wait_for(consumer.commit(), FAIL_FAST_SECONDS)
-            check(False, "aiokafka committed without OffsetCommit")
-        except asyncio.TimeoutError:
-            check(False, "aiokafka's commit hung")
-        except Exception as error:  # aiokafka's IncompatibleBrokerVersion
-            check("OffsetCommit" in str(error), f"aiokafka commit error: {error!r}")
+        partition = AioTopicPartition(topic, 0)
+        await asyncio.wait_for(consumer.commit({partition: 3}), FAIL_FAST_SECONDS)
+        committed = await asyncio.wait_for(consumer.committed(partition), FAIL_FAST_SECONDS)
+        check(committed == 3, f"aiokafka committed {committed}")
     finally:
         await consumer.stop()
 
@@ -167,7 +178,7 @@ def main(bootstrap: str) -> None:
     confluent_cases(bootstrap, topic)
     kafka_python_cases(bootstrap, topic)
     asyncio.run(aiokafka_cases(bootstrap, topic))
-    print("groupless_clients: every client failed fast with a clear error")
+    print("groupless_clients: missing APIs failed fast with a clear error; commits round-tripped")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 

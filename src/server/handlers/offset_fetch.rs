@@ -1,14 +1,11 @@
-//! OffsetFetch v1-v9: a group's committed offsets. No group can commit yet (OffsetCommit is
-//! not implemented, nor advertised), so every partition asked for answers "no committed
-//! offset" (-1), which is what Kafka answers for a group that never committed; the client then
-//! starts from its `auto.offset.reset`. A group coordinated by another shard gets
-//! NOT_COORDINATOR, as from Kafka.
+//! OffsetFetch v1-v9: a group's committed offsets, from the coordinator shard's offset store
+//! (see `group::OffsetStore`). A partition without a commit answers offset -1, as Kafka
+//! does, and the client then starts from its `auto.offset.reset`. Topics null (v2+) asks for
+//! every partition the group has committed. A group coordinated by another shard gets
+//! NOT_COORDINATOR. `require_stable` (v7+) needs no wait: there are no transactional commits.
 //!
-//! Why it exists before consumer groups: FindCoordinator names a coordinator so that clients
-//! needing group APIs fail fast, and a librdkafka consumer that `assign()`s partitions without
-//! an explicit offset then asks that coordinator for committed offsets. If the coordinator
-//! lacks OffsetFetch, librdkafka 2.12-2.16 crash (a NULL dereference in
-//! `rd_kafka_assignment_handle_OffsetFetch` on its local UNSUPPORTED_FEATURE error).
+//! librdkafka 2.12-2.16 crash if a named coordinator lacks OffsetFetch (a NULL dereference in
+//! `rd_kafka_assignment_handle_OffsetFetch`), so it must stay answered at every version.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -18,7 +15,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse};
 use kafka_protocol::ResponseError;
 
-use crate::cluster::coordinator_shard;
+use crate::group::{CommittedOffset, GroupOffsets};
 use crate::protocol::header::{decode_body, Request};
 use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
@@ -38,8 +35,41 @@ pub const LEADER_EPOCH_NONE: i32 = -1;
 
 /// The error for a group asked of this shard: NOT_COORDINATOR unless this shard coordinates it.
 fn group_error(context: &ShardContext, group_id: &str) -> Option<ResponseError> {
-    (coordinator_shard(group_id, context.shard_count) != context.shard_id)
-        .then_some(ResponseError::NotCoordinator)
+    (!context.offsets.coordinates(group_id)).then_some(ResponseError::NotCoordinator)
+}
+
+/// What one partition answers: its commit, or "none".
+fn committed_parts(committed: Option<&CommittedOffset>) -> (i64, i32, String) {
+    committed.map_or(
+        (OFFSET_NONE, LEADER_EPOCH_NONE, String::new()),
+        |committed| {
+            (
+                committed.offset,
+                committed.leader_epoch,
+                committed.metadata.clone().unwrap_or_default(),
+            )
+        },
+    )
+}
+
+/// The partitions to answer for a group: those asked, or with topics null every committed one.
+fn asked_partitions(
+    offsets: &GroupOffsets,
+    asked: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<i32>)> {
+    match asked {
+        Some(asked) => asked,
+        None => {
+            let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
+            for (topic, partition) in offsets.keys() {
+                match topics.last_mut() {
+                    Some((name, partitions)) if name == topic => partitions.push(*partition),
+                    _ => topics.push((topic.clone(), vec![*partition])),
+                }
+            }
+            topics
+        }
+    }
 }
 
 /// Answers OffsetFetch.
@@ -51,30 +81,38 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
             .groups
             .iter()
             .map(|group| {
-                let error = group_error(context, group.group_id.as_str());
-                // Topics null asks for every partition with a committed offset: none.
-                let topics = match (&group.topics, error) {
-                    (Some(topics), None) => topics
-                        .iter()
-                        .map(|topic| {
+                let group_id = group.group_id.as_str();
+                let error = group_error(context, group_id);
+                let topics = if error.is_some() {
+                    Vec::new()
+                } else {
+                    let offsets = context.offsets.group_offsets(group_id);
+                    let asked = group.topics.as_ref().map(|topics| {
+                        topics
+                            .iter()
+                            .map(|topic| (topic.name.to_string(), topic.partition_indexes.clone()))
+                            .collect()
+                    });
+                    asked_partitions(&offsets, asked)
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            let answered = partitions
+                                .into_iter()
+                                .map(|partition| {
+                                    let (offset, epoch, metadata) =
+                                        committed_parts(offsets.get(&(name.clone(), partition)));
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(partition)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(super::str_bytes(metadata)))
+                                })
+                                .collect();
                             OffsetFetchResponseTopics::default()
-                                .with_name(topic.name.clone())
-                                .with_partitions(
-                                    topic
-                                        .partition_indexes
-                                        .iter()
-                                        .map(|&partition| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(partition)
-                                                .with_committed_offset(OFFSET_NONE)
-                                                .with_committed_leader_epoch(LEADER_EPOCH_NONE)
-                                                .with_metadata(Some(Default::default()))
-                                        })
-                                        .collect(),
-                                )
+                                .with_name(super::str_bytes(name).into())
+                                .with_partitions(answered)
                         })
-                        .collect(),
-                    _ => Vec::new(),
+                        .collect()
                 };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id.clone())
@@ -84,27 +122,43 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
             .collect();
         OffsetFetchResponse::default().with_groups(groups)
     } else {
-        let error = group_error(context, body.group_id.as_str());
-        let topics = body
-            .topics
-            .iter()
-            .flatten()
-            .map(|topic| {
+        let group_id = body.group_id.as_str();
+        let error = group_error(context, group_id);
+        let offsets = if error.is_some() {
+            GroupOffsets::default()
+        } else {
+            context.offsets.group_offsets(group_id)
+        };
+        let asked = body.topics.as_ref().map(|topics| {
+            topics
+                .iter()
+                .map(|topic| (topic.name.to_string(), topic.partition_indexes.clone()))
+                .collect()
+        });
+        let asked = if error.is_some() && asked.is_none() {
+            Vec::new()
+        } else {
+            asked_partitions(&offsets, asked)
+        };
+        let topics = asked
+            .into_iter()
+            .map(|(name, partitions)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(topic.name.clone())
+                    .with_name(super::str_bytes(name.clone()).into())
                     .with_partitions(
-                        topic
-                            .partition_indexes
-                            .iter()
-                            .map(|&partition| {
+                        partitions
+                            .into_iter()
+                            .map(|partition| {
+                                let (offset, epoch, metadata) =
+                                    committed_parts(offsets.get(&(name.clone(), partition)));
                                 let partition = OffsetFetchResponsePartition::default()
                                     .with_partition_index(partition)
-                                    .with_committed_offset(OFFSET_NONE)
-                                    .with_metadata(Some(Default::default()))
+                                    .with_committed_offset(offset)
+                                    .with_metadata(Some(super::str_bytes(metadata)))
                                     // v1 has no top-level error: the partitions carry it.
                                     .with_error_code(error.map_or(0, |error| error.code()));
                                 if version >= LEADER_EPOCH_VERSION_MIN {
-                                    partition.with_committed_leader_epoch(LEADER_EPOCH_NONE)
+                                    partition.with_committed_leader_epoch(epoch)
                                 } else {
                                     partition
                                 }
