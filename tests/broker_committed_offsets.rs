@@ -510,3 +510,110 @@ fn limits_refuse_commits_beyond_them_and_idle_groups_expire() {
         [(0, -1, String::new())]
     );
 }
+
+#[test]
+fn groups_with_commits_are_listed_described_and_deleted() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let group = "listed-group";
+    let coordinator = streambus::cluster::coordinator_shard(group, 2) as usize;
+    let mut connection = RawConnection::connect(broker.shard_address(coordinator));
+    let mut elsewhere = RawConnection::connect(broker.shard_address(1 - coordinator));
+    create_topic(&mut connection, TOPIC, 3);
+    assert_eq!(
+        commit_errors(
+            &mut connection,
+            9,
+            &commit_request(group, -1, &[(0, 4, "")])
+        ),
+        [0]
+    );
+    let listed = |connection: &mut RawConnection, version: i16, states: &[&'static str]| {
+        let request = ListGroupsRequest::default().with_states_filter(
+            states
+                .iter()
+                .map(|state| StrBytes::from_static_str(state))
+                .collect(),
+        );
+        let response: ListGroupsResponse = connection.call(ApiKey::ListGroups, version, &request);
+        assert_eq!(response.error_code, 0);
+        response
+            .groups
+            .iter()
+            .map(|listed| (listed.group_id.to_string(), listed.group_state.to_string()))
+            .collect::<Vec<_>>()
+    };
+    for version in 0..=5 {
+        let found = listed(&mut connection, version, &[]);
+        assert_eq!(found.len(), 1, "v{version}: {found:?}");
+        assert_eq!(found[0].0, group);
+        if version >= 4 {
+            assert_eq!(found[0].1, "Empty");
+        }
+        assert!(
+            listed(&mut elsewhere, version, &[]).is_empty(),
+            "only the coordinator lists it"
+        );
+    }
+    assert_eq!(
+        listed(&mut connection, 5, &["empty"]).len(),
+        1,
+        "states compare without case"
+    );
+    assert!(listed(&mut connection, 5, &["Stable"]).is_empty());
+
+    let describe = |connection: &mut RawConnection, version: i16, name: &str| {
+        let request = DescribeGroupsRequest::default().with_groups(vec![group_id(name)]);
+        let response: DescribeGroupsResponse =
+            connection.call(ApiKey::DescribeGroups, version, &request);
+        let described = &response.groups[0];
+        (
+            described.error_code,
+            described.group_state.to_string(),
+            described.members.len(),
+        )
+    };
+    for version in 0..=6 {
+        assert_eq!(
+            describe(&mut connection, version, group),
+            (0, "Empty".into(), 0)
+        );
+        assert_eq!(
+            describe(&mut elsewhere, version, group).0,
+            ResponseError::NotCoordinator.code()
+        );
+    }
+    let unknown = (0..)
+        .map(|index| format!("unknown-{index}"))
+        .find(|name| streambus::cluster::coordinator_shard(name, 2) as usize == coordinator)
+        .expect("a name");
+    assert_eq!(
+        describe(&mut connection, 5, &unknown),
+        (0, "Dead".into(), 0)
+    );
+    assert_eq!(
+        describe(&mut connection, 6, &unknown).0,
+        ResponseError::GroupIdNotFound.code()
+    );
+
+    let delete = |connection: &mut RawConnection, version: i16| {
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
+        let response: DeleteGroupsResponse =
+            connection.call(ApiKey::DeleteGroups, version, &request);
+        response.results[0].error_code
+    };
+    assert_eq!(
+        delete(&mut elsewhere, 2),
+        ResponseError::NotCoordinator.code()
+    );
+    assert_eq!(delete(&mut connection, 2), 0);
+    assert_eq!(
+        delete(&mut connection, 1),
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert!(listed(&mut connection, 5, &[]).is_empty());
+    assert_eq!(
+        fetch(&mut connection, 7, group, Some(vec![0])),
+        [(0, -1, String::new())]
+    );
+}

@@ -102,7 +102,7 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 14, "v{version}");
+        assert_eq!(response.api_keys.len(), 17, "v{version}");
         for committed in [ApiKey::OffsetCommit, ApiKey::OffsetDelete] {
             assert!(
                 response
@@ -138,7 +138,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 14);
+    assert_eq!(response.api_keys.len(), 17);
 }
 
 #[test]

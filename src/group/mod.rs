@@ -19,6 +19,13 @@ pub use offset_record::{CommittedOffset, OffsetKey, OffsetRecordError};
 pub use offset_store::{CommitRefusal, OffsetStore, GROUPS_DIRECTORY};
 pub use settings::*;
 
+/// The state Kafka reports for a group without members (every group, until membership).
+pub const GROUP_STATE_EMPTY: &str = "Empty";
+/// The state Kafka reports for a group it does not know.
+pub const GROUP_STATE_DEAD: &str = "Dead";
+/// The group type of classic groups (ListGroups v5).
+pub const GROUP_TYPE_CLASSIC: &str = "classic";
+
 /// Milliseconds since the epoch, for commit timestamps and expiry.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

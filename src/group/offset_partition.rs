@@ -252,6 +252,11 @@ impl OffsetPartition {
         }
     }
 
+    /// The groups with committed offsets here.
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.borrow().keys().cloned().collect()
+    }
+
     /// Groups with committed offsets here.
     pub fn group_count(&self) -> usize {
         self.groups.borrow().len()

@@ -112,6 +112,23 @@ impl OffsetStore {
             .sum()
     }
 
+    /// Every group with committed offsets this shard coordinates, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .partitions
+            .values()
+            .flat_map(|partition| partition.group_names())
+            .collect();
+        groups.sort_unstable();
+        groups
+    }
+
+    /// Deletes every committed offset of `group` (DeleteGroups).
+    pub async fn delete_group(&self, group: &str, now_ms: i64) -> StorageResult<()> {
+        let doomed: Vec<(String, i32)> = self.group_offsets(group).into_keys().collect();
+        self.delete(group, &doomed, now_ms).await
+    }
+
     /// Whether `group` has any committed offset.
     pub fn has_group(&self, group: &str) -> bool {
         self.partition(group)

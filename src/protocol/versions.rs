@@ -28,7 +28,7 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 14] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 17] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
@@ -39,11 +39,15 @@ pub const SUPPORTED_APIS: [ApiVersionRange; 14] = [
     // Names the coordinator shard, although group and transaction APIs do not exist yet: see
     // its handler for why (clients then fail fast; librdkafka ties LZ4 to it).
     range(ApiKey::FindCoordinator, 0, 4),
+    // Groups with committed offsets and no members (Empty): see the handlers.
+    range(ApiKey::DescribeGroups, 0, 6),
+    range(ApiKey::ListGroups, 0, 5),
     range(ApiKey::ApiVersions, 0, 3),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
 ];

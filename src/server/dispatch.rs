@@ -44,6 +44,11 @@ pub async fn dispatch(
             .await
             .map(Some),
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(context, &request).map(Some),
+        ApiKey::ListGroups => handlers::list_groups::handle(context, &request).map(Some),
+        ApiKey::DescribeGroups => handlers::describe_groups::handle(context, &request).map(Some),
+        ApiKey::DeleteGroups => handlers::delete_groups::handle(context, &request)
+            .await
+            .map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,

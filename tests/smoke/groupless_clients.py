@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    ConsumerGroupState,
     Consumer,
     KafkaError,
     KafkaException,
@@ -98,6 +99,21 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
             first = message.offset()
     check(first == 5, f"a new member resumed at {first}, not at the commit (5)")
     resumed.close()
+    # Admin: the group is listed and described (Empty: no members), then deleted.
+    listed = admin.list_consumer_groups().result(FAIL_FAST_SECONDS)
+    names = {group.group_id: group for group in listed.valid}
+    check("groupless-assign" in names, f"list_consumer_groups(): {sorted(names)}")
+    check(not listed.errors, f"list_consumer_groups() errors: {listed.errors}")
+    described = admin.describe_consumer_groups(["groupless-assign"])["groupless-assign"].result(
+        FAIL_FAST_SECONDS
+    )
+    check(described.state == ConsumerGroupState.EMPTY, f"group state {described.state}")
+    check(not described.members, f"members {described.members}")
+    admin.delete_consumer_groups(["groupless-assign"])["groupless-assign"].result(FAIL_FAST_SECONDS)
+    gone = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-assign"})
+    stored = gone.committed([TopicPartition(topic, 0)], timeout=10)[0]
+    check(stored.offset < 0, f"a deleted group still has offset {stored.offset}")
+    gone.close()
 
     # An idempotent producer gets a fatal error (no InitProducerId), not a silent wait.
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})

@@ -1,0 +1,49 @@
+//! DeleteGroups v0-v2: deletes groups and their committed offsets, durably. A group this shard
+//! does not coordinate gets NOT_COORDINATOR, one without committed offsets GROUP_ID_NOT_FOUND.
+//! No group has members yet, so none is refused as NON_EMPTY_GROUP.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+use crate::group::now_ms;
+use crate::protocol::header::{decode_body, Request};
+use crate::protocol::response::encode_response;
+use crate::protocol::ProtocolError;
+use crate::shard::ShardContext;
+
+/// Answers DeleteGroups.
+pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
+    let body: DeleteGroupsRequest = decode_body(request)?;
+    let store = &context.offsets;
+    let mut results = Vec::with_capacity(body.groups_names.len());
+    for group_id in &body.groups_names {
+        let group = group_id.as_str();
+        let error = if !store.coordinates(group) {
+            Some(ResponseError::NotCoordinator)
+        } else if !store.has_group(group) {
+            Some(ResponseError::GroupIdNotFound)
+        } else {
+            match store.delete_group(group, now_ms()).await {
+                Ok(()) => None,
+                Err(error) => {
+                    warn!(group, %error, "deleting a group's offsets failed");
+                    Some(ResponseError::KafkaStorageError)
+                }
+            }
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id.clone())
+                .with_error_code(error.map_or(0, |error| error.code())),
+        );
+    }
+    encode_response(
+        ApiKey::DeleteGroups,
+        request.api_version,
+        request.header.correlation_id,
+        &DeleteGroupsResponse::default().with_results(results),
+    )
+}
