@@ -617,3 +617,61 @@ fn groups_with_commits_are_listed_described_and_deleted() {
         [(0, -1, String::new())]
     );
 }
+
+#[test]
+fn deleting_a_topic_deletes_its_committed_offsets() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let group = "topic-deleter";
+    let coordinator = streambus::cluster::coordinator_shard(group, 2) as usize;
+    let mut connection = RawConnection::connect(broker.shard_address(coordinator));
+    create_topic(&mut connection, TOPIC, 3);
+    create_topic(&mut connection, "kept", 1);
+    assert_eq!(
+        commit_errors(
+            &mut connection,
+            9,
+            &commit_request(group, -1, &[(0, 40, "")])
+        ),
+        [0]
+    );
+    let kept = OffsetCommitRequest::default()
+        .with_group_id(group_id(group))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name("kept"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(9)])]);
+    assert_eq!(commit_errors(&mut connection, 9, &kept), [0]);
+    let delete = DeleteTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topic_names(vec![topic_name(TOPIC)]);
+    let response: DeleteTopicsResponse = connection.call(ApiKey::DeleteTopics, 5, &delete);
+    assert_eq!(response.responses[0].error_code, 0);
+    create_topic(&mut connection, TOPIC, 3);
+    assert_eq!(
+        fetch(&mut connection, 7, group, Some(vec![0])),
+        [(0, -1, String::new())],
+        "a topic created again does not inherit the old topic's commits"
+    );
+    let request = OffsetFetchRequest::default()
+        .with_group_id(group_id(group))
+        .with_topics(None);
+    let response: OffsetFetchResponse = connection.call(ApiKey::OffsetFetch, 7, &request);
+    let remaining: Vec<(String, i64)> = response
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(move |partition| (topic.name.to_string(), partition.committed_offset))
+        })
+        .collect();
+    assert_eq!(
+        remaining,
+        [("kept".to_string(), 9)],
+        "other topics' commits stay"
+    );
+}

@@ -187,6 +187,25 @@ impl OffsetStore {
         partition.delete(group, partitions, now_ms).await
     }
 
+    /// Deletes every group's committed offsets of the topics named (deleted topics).
+    pub async fn forget_topics(&self, topics: &[String], now_ms: i64) {
+        for partition in self.partitions.values() {
+            for group in partition.group_names() {
+                let doomed: Vec<(String, i32)> = partition
+                    .group_offsets(&group)
+                    .into_keys()
+                    .filter(|(topic, _)| topics.contains(topic))
+                    .collect();
+                if doomed.is_empty() {
+                    continue;
+                }
+                if let Err(error) = partition.delete(&group, &doomed, now_ms).await {
+                    warn!(%group, %error, "removing the offsets of a deleted topic failed");
+                }
+            }
+        }
+    }
+
     /// Drops the offsets of groups with no commit for `offsets_retention_ms`. (No group has
     /// members yet: every group is empty, as Kafka requires for expiry.) Returns the groups
     /// expired.

@@ -187,6 +187,25 @@ impl ShardContext {
     /// then switches the snapshot, so a request never finds a partition the metadata promises
     /// but the shard cannot serve yet.
     pub async fn apply_snapshot(&self, snapshot: Arc<ClusterMetadata>) {
+        // Committed offsets of a deleted topic go with it, as in Kafka: a topic created again
+        // under the name must not inherit positions in data that no longer exists.
+        let deleted_topics: Vec<String> = self
+            .metadata()
+            .topics
+            .iter()
+            .filter(|(name, old)| {
+                snapshot
+                    .topics
+                    .get(*name)
+                    .is_none_or(|topic| topic.topic_id != old.topic_id)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !deleted_topics.is_empty() {
+            self.offsets
+                .forget_topics(&deleted_topics, crate::group::now_ms())
+                .await;
+        }
         let removed: Vec<(String, TopicLogs)> = {
             let mut topics = self.topics.borrow_mut();
             let gone: Vec<String> = topics
