@@ -13,8 +13,8 @@ use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use streambus::client::partitioner::partition_for_key;
 use streambus::client::{
-    Acks, Admin, ClientConfig, ClientError, Consumer, ConsumerConfig, NewTopic, OffsetSpec,
-    Producer, ProducerConfig, ProducerRecord,
+    Acks, Admin, ClientConfig, ClientError, Consumer, ConsumerConfig, NewTopic, OffsetAndMetadata,
+    OffsetSpec, Producer, ProducerConfig, ProducerRecord,
 };
 use streambus::record::Compression;
 
@@ -424,5 +424,122 @@ fn consumer_assign_by_time_and_latest_and_seek() {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].offset, 50);
         assert_eq!(records[0].value.as_deref(), Some(&b"new"[..]));
+    });
+}
+
+#[test]
+fn consumer_commits_positions_and_a_new_consumer_resumes_from_them() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 2, &[]);
+    let bootstrap = broker.bootstrap_servers();
+    run(move || async move {
+        create(&bootstrap, "resume-sdk", 2).await;
+        let producer = Producer::new(ClientConfig::new(&bootstrap), ProducerConfig::default())
+            .expect("producer");
+        let mut deliveries = Vec::new();
+        for index in 0..40i32 {
+            let value = format!("v{index}");
+            deliveries.push(
+                producer
+                    .send(ProducerRecord {
+                        topic: "resume-sdk",
+                        partition: Some(index % 2),
+                        value: Some(value.as_bytes()),
+                        ..ProducerRecord::default()
+                    })
+                    .await
+                    .expect("send"),
+            );
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.expect("delivered");
+        }
+        let config = || ConsumerConfig {
+            group_id: Some("sdk-group".into()),
+            ..ConsumerConfig::default()
+        };
+        let first = Consumer::new(ClientConfig::new(&bootstrap), config());
+        assert_eq!(
+            first
+                .committed(&[("resume-sdk", 0), ("resume-sdk", 1)])
+                .await
+                .expect("committed"),
+            [None, None],
+            "nothing committed yet"
+        );
+        first
+            .assign(&[
+                ("resume-sdk", 0, OffsetSpec::Earliest),
+                ("resume-sdk", 1, OffsetSpec::Earliest),
+            ])
+            .await
+            .expect("assign");
+        let mut consumed = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while consumed < 14 && Instant::now() < deadline {
+            consumed += first
+                .poll(14 - consumed, Duration::from_millis(500))
+                .await
+                .expect("poll")
+                .len();
+        }
+        assert_eq!(consumed, 14);
+        first.commit_positions().await.expect("commit positions");
+        let positions = [
+            first.consumed_position("resume-sdk", 0).expect("assigned"),
+            first.consumed_position("resume-sdk", 1).expect("assigned"),
+        ];
+        assert_eq!(positions.iter().sum::<i64>(), 14);
+        first
+            .commit(&[(
+                "resume-sdk",
+                1,
+                OffsetAndMetadata {
+                    offset: positions[1],
+                    metadata: Some("sdk-checkpoint".into()),
+                },
+            )])
+            .await
+            .expect("commit with metadata");
+        drop(first);
+
+        let second = Consumer::new(ClientConfig::new(&bootstrap), config());
+        let committed = second
+            .committed(&[("resume-sdk", 0), ("resume-sdk", 1)])
+            .await
+            .expect("committed");
+        assert_eq!(committed[0].as_ref().map(|c| c.offset), Some(positions[0]));
+        assert_eq!(
+            committed[1],
+            Some(OffsetAndMetadata {
+                offset: positions[1],
+                metadata: Some("sdk-checkpoint".into())
+            })
+        );
+        second
+            .assign(&[
+                ("resume-sdk", 0, OffsetSpec::Offset(positions[0])),
+                ("resume-sdk", 1, OffsetSpec::Offset(positions[1])),
+            ])
+            .await
+            .expect("assign");
+        let mut rest = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rest < 26 && Instant::now() < deadline {
+            rest += second
+                .poll(100, Duration::from_millis(500))
+                .await
+                .expect("poll")
+                .len();
+        }
+        assert_eq!(rest, 26, "exactly what was not committed is read again");
+
+        // Without a group id, committed offsets are a configuration error, not a hang.
+        let groupless = Consumer::new(ClientConfig::new(&bootstrap), ConsumerConfig::default());
+        assert!(matches!(
+            groupless.committed(&[("resume-sdk", 0)]).await,
+            Err(ClientError::InvalidConfig(_))
+        ));
     });
 }

@@ -86,6 +86,22 @@ impl Cluster {
         self.bootstrap_connection().await
     }
 
+    /// The connection to broker `node` at `host:port` (an address a broker gave, such as a
+    /// coordinator's), made if needed; the address is remembered for the node if metadata has
+    /// none yet.
+    pub async fn connection_at(
+        &self,
+        node: i32,
+        host: &str,
+        port: i32,
+    ) -> ClientResult<Connection> {
+        self.brokers
+            .borrow_mut()
+            .entry(node)
+            .or_insert_with(|| format!("{host}:{port}"));
+        self.connection(node).await
+    }
+
     /// The connection to broker `node`, made if needed.
     pub async fn connection(&self, node: i32) -> ClientResult<Connection> {
         if let Some(connection) = self

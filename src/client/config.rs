@@ -91,6 +91,9 @@ pub struct ConsumerConfig {
     pub partition_max_bytes: i32,
     /// Records buffered in the consumer before fetching pauses.
     pub buffered_records_max: usize,
+    /// The group whose committed offsets `commit` and `committed` use (no membership: the
+    /// consumer assigns its partitions).
+    pub group_id: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -101,6 +104,7 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 50 << 20,
             partition_max_bytes: 8 << 20,
             buffered_records_max: 500_000,
+            group_id: None,
         }
     }
 }

@@ -27,11 +27,16 @@ use super::error::{ClientError, ClientResult};
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 /// The versions this client speaks, per API: the same ranges the broker implements.
-const CLIENT_VERSIONS: [(ApiKey, i16, i16); 9] = [
+const CLIENT_VERSIONS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 1, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    // v8+ batches groups; one group per request needs none of it.
+    (ApiKey::OffsetFetch, 1, 7),
+    // v4 batches keys; one key per request needs none of it.
+    (ApiKey::FindCoordinator, 1, 3),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),

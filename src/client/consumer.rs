@@ -3,7 +3,9 @@
 //! broker is working on the next response while the application reads this one. Buffering is
 //! bounded by `buffered_records_max`; a loop waits while the buffer is full.
 //!
-//! There is no group membership yet: partitions are assigned explicitly.
+//! There is no group membership yet: partitions are assigned explicitly. With a `group_id`,
+//! the consumer commits its positions and reads them back (`commit_positions`, `committed`);
+//! a new consumer resumes by assigning `OffsetSpec::Offset` of what `committed` returns.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -25,6 +27,7 @@ use super::admin::{list_offset, OffsetSpec};
 use super::cluster::Cluster;
 use super::config::{ClientConfig, ConsumerConfig};
 use super::error::{ClientError, ClientResult};
+use super::group_offsets::{commit_offsets, committed_offsets, OffsetAndMetadata};
 
 /// A batch inflating beyond this is refused rather than decompressed.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 << 20;
@@ -65,6 +68,10 @@ struct Inner {
     cluster: Rc<Cluster>,
     config: ConsumerConfig,
     positions: RefCell<BTreeMap<(Rc<str>, i32), Position>>,
+    /// Per partition, the offset after the last record `poll` returned (or the seek target):
+    /// what a commit may claim as processed. The fetch position runs ahead of it by whatever
+    /// is buffered.
+    consumed: RefCell<BTreeMap<(Rc<str>, i32), i64>>,
     ready: RefCell<VecDeque<ConsumerRecord>>,
     errors: RefCell<VecDeque<ClientError>>,
     loops: RefCell<HashSet<i32>>,
@@ -81,6 +88,7 @@ impl Consumer {
                 cluster: Cluster::new(Rc::new(client)),
                 config,
                 positions: RefCell::new(BTreeMap::new()),
+                consumed: RefCell::new(BTreeMap::new()),
                 ready: RefCell::new(VecDeque::new()),
                 errors: RefCell::new(VecDeque::new()),
                 loops: RefCell::new(HashSet::new()),
@@ -104,6 +112,51 @@ impl Consumer {
         Ok(())
     }
 
+    fn group(&self) -> ClientResult<&str> {
+        self.inner.config.group_id.as_deref().ok_or_else(|| {
+            ClientError::InvalidConfig("committed offsets need ConsumerConfig::group_id".into())
+        })
+    }
+
+    /// Commits `offsets` for the consumer's group.
+    pub async fn commit(&self, offsets: &[(&str, i32, OffsetAndMetadata)]) -> ClientResult<()> {
+        commit_offsets(&self.inner.cluster, self.group()?, offsets).await
+    }
+
+    /// Commits, for every assigned partition, the offset after the last record `poll`
+    /// returned (records still buffered are not claimed).
+    pub async fn commit_positions(&self) -> ClientResult<()> {
+        let positions: Vec<(Rc<str>, i32, i64)> = self
+            .inner
+            .consumed
+            .borrow()
+            .iter()
+            .map(|((topic, partition), offset)| (topic.clone(), *partition, *offset))
+            .collect();
+        let offsets: Vec<(&str, i32, OffsetAndMetadata)> = positions
+            .iter()
+            .map(|(topic, partition, offset)| {
+                (
+                    &**topic,
+                    *partition,
+                    OffsetAndMetadata {
+                        offset: *offset,
+                        metadata: None,
+                    },
+                )
+            })
+            .collect();
+        self.commit(&offsets).await
+    }
+
+    /// The group's committed offsets of `partitions`, `None` where it has none.
+    pub async fn committed(
+        &self,
+        partitions: &[(&str, i32)],
+    ) -> ClientResult<Vec<Option<OffsetAndMetadata>>> {
+        committed_offsets(&self.inner.cluster, self.group()?, partitions).await
+    }
+
     /// Moves a partition's position; records buffered from the old position are dropped.
     pub fn seek(&self, topic: &str, partition: i32, offset: i64) {
         let inner = &self.inner;
@@ -112,14 +165,24 @@ impl Consumer {
         let epoch = positions
             .get(&(key.clone(), partition))
             .map_or(0, |position| position.epoch + 1);
-        positions.insert((key, partition), Position { offset, epoch });
+        positions.insert((key.clone(), partition), Position { offset, epoch });
+        inner.consumed.borrow_mut().insert((key, partition), offset);
         inner
             .ready
             .borrow_mut()
             .retain(|record| !(&*record.topic == topic && record.partition == partition));
     }
 
-    /// The next offset to be returned for a partition.
+    /// The next offset `poll` returns for a partition: after the last record it returned.
+    pub fn consumed_position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.inner
+            .consumed
+            .borrow()
+            .get(&(Rc::from(topic), partition))
+            .copied()
+    }
+
+    /// The next offset the fetch loop asks for; records before it may still be buffered.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
         self.inner
             .positions
@@ -156,6 +219,19 @@ impl Consumer {
         let count = max_records.min(ready.len());
         let records: Vec<ConsumerRecord> = ready.drain(..count).collect();
         drop(ready);
+        // Records come in runs of one partition: one map update per run, not per record.
+        let mut consumed = inner.consumed.borrow_mut();
+        for (index, record) in records.iter().enumerate() {
+            let run_ends = records.get(index + 1).is_none_or(|next| {
+                next.partition != record.partition || !Rc::ptr_eq(&next.topic, &record.topic)
+            });
+            if run_ends {
+                if let Some(next) = consumed.get_mut(&(record.topic.clone(), record.partition)) {
+                    *next = record.offset + 1;
+                }
+            }
+        }
+        drop(consumed);
         inner.fetchers.wake_all();
         Ok(records)
     }

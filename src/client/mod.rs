@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group_offsets;
 pub mod partitioner;
 pub mod producer;
 
@@ -27,4 +28,5 @@ pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use config::{Acks, ClientConfig, ConsumerConfig, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, ClientResult};
+pub use group_offsets::OffsetAndMetadata;
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
