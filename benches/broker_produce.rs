@@ -9,10 +9,12 @@
 //! - `BROKER_BENCH_BINARY` (another `streambus` binary to measure, e.g. an older build for a
 //!   before/after comparison in one sitting)
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[path = "support/broker_process.rs"]
+mod broker_process;
+
 use std::time::{Duration, Instant};
+
+use broker_process::{env_or, BrokerProcess};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -23,13 +25,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 6;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Counts delivery reports.
 struct Deliveries {
@@ -157,28 +152,8 @@ fn main() {
     let message_bytes = env_or("BROKER_BENCH_MESSAGE_BYTES", 1024);
     let runs = env_or("BROKER_BENCH_RUNS", 3).max(1);
     let shards = env_or("BROKER_BENCH_SHARDS", 2);
-    let parent = std::env::var_os("BROKER_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    std::fs::create_dir_all(&parent).expect("bench directory");
-    let directory = tempfile::tempdir_in(parent).expect("temporary directory");
-    let binary = std::env::var_os("BROKER_BENCH_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_streambus")));
-    let mut broker = Command::new(binary)
-        .arg("--data-dir")
-        .arg(directory.path().join("data"))
-        .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start streambus");
-    let line = BufReader::new(broker.stdout.take().expect("stdout"))
-        .lines()
-        .next()
-        .expect("listening line")
-        .expect("read");
-    let bootstrap = line.split_whitespace().nth(3).expect("address").to_string();
+    let broker = BrokerProcess::start(shards);
+    let bootstrap = broker.bootstrap.clone();
     println!(
         "broker_produce: {messages} x {message_bytes} B, {PARTITIONS} partitions, acks=all, flush always, {shards} shards, {runs} runs"
     );
@@ -208,29 +183,12 @@ fn main() {
     );
     // The broker's own CPU time over every run (produce and fetch): the cost per GB, which
     // stays comparable when the client, sharing the cores, is the bottleneck.
-    if let Some(cpu_seconds) = process_cpu_seconds(broker.id()) {
+    if let Some(cpu_seconds) = broker.cpu_seconds() {
         let gigabytes = bytes * runs as f64 / 1e9;
         println!(
             "broker CPU: {cpu_seconds:.1} s for {gigabytes:.1} GB produced, each also fetched once ({:.2} s/GB)",
             cpu_seconds / gigabytes
         );
     }
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(broker.id() as i32, libc::SIGTERM);
-    }
-    let status = broker.wait().expect("wait for broker");
-    assert!(status.success(), "broker exited with {status}");
-}
-
-/// User plus system CPU seconds of a process, from `/proc/<pid>/stat`.
-fn process_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some(ticks / ticks_per_second)
+    broker.stop();
 }
