@@ -408,7 +408,7 @@ fn limits_refuse_commits_beyond_them_and_idle_groups_expire() {
     let config = directory.path().join("broker.toml");
     std::fs::write(
         &config,
-        "[groups]\ngroups_per_shard_max = 2\noffsets_per_group_max = 2\n",
+        "[groups]\ngroups_per_shard_max = 2\noffsets_per_group_max = 2\noffsets_per_shard_max = 3\n",
     )
     .expect("config");
     let config_flag = config.to_str().expect("utf-8 path");
@@ -468,6 +468,15 @@ fn limits_refuse_commits_beyond_them_and_idle_groups_expire() {
         ),
         [refused],
         "a third group on the shard is over groups_per_shard_max"
+    );
+    assert_eq!(
+        commit_errors(
+            &mut connection,
+            9,
+            &commit_request(&groups[1], -1, &[(1, 1, "")])
+        ),
+        [refused],
+        "a fourth commit on the shard is over offsets_per_shard_max"
     );
     drop(broker);
 

@@ -160,7 +160,9 @@ where
 async fn retention_loop(context: Rc<ShardContext>) {
     let period = Duration::from_millis(context.config.retention_check_interval_ms);
     periodically(context, period, |context| async move {
-        context.apply_retention(crate::group::now_ms()).await;
+        context
+            .apply_retention(crate::storage::system_clock_ms())
+            .await;
     })
     .await;
 }

@@ -45,6 +45,14 @@ pub struct ClusterMetadata {
 }
 
 impl ClusterMetadata {
+    /// Whether topic `name` still exists as the topic `topic_id` (not deleted, nor deleted and
+    /// created again).
+    pub fn has_topic(&self, name: &str, topic_id: u128) -> bool {
+        self.topics
+            .get(name)
+            .is_some_and(|topic| topic.topic_id == topic_id)
+    }
+
     /// Empty metadata for a new data directory.
     pub fn new(cluster_id: String, shard_count: u32) -> Self {
         Self {

@@ -26,9 +26,5 @@ pub const GROUP_STATE_DEAD: &str = "Dead";
 /// The group type of classic groups (ListGroups v5).
 pub const GROUP_TYPE_CLASSIC: &str = "classic";
 
-/// Milliseconds since the epoch, for commit timestamps and expiry.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
+/// Milliseconds since the epoch, for commit timestamps and expiry: the storage engine's clock.
+pub use crate::storage::system_clock_ms as now_ms;

@@ -27,7 +27,8 @@ use crate::storage::io::StorageIo;
 use crate::storage::{LogConfig, MemTableBudget, PartitionLog, StorageError, StorageResult};
 
 use super::offset_record::{
-    decode_key, decode_value, encode_key, encode_value, CommittedOffset, OffsetKey,
+    decode_key, decode_value, encode_key, encode_value, encoded_key_bytes, encoded_value_bytes,
+    CommittedOffset, OffsetKey,
 };
 
 /// The file naming the current generation directory.
@@ -55,6 +56,8 @@ pub struct OffsetPartition {
     groups: RefCell<HashMap<String, GroupOffsets>>,
     /// Encoded bytes of the live records, an estimate of the rewritten log's size.
     live_bytes: Cell<u64>,
+    /// Live commits (group, topic, partition) held in memory.
+    live_offsets: Cell<usize>,
     /// Held by a commit from its append to its publication, and by a rewrite: a rewrite never
     /// misses a commit, and commits of one partition are applied in log order.
     write_lock: Semaphore,
@@ -66,6 +69,12 @@ fn generation_directory(root: &Path, generation: u64) -> PathBuf {
 
 fn record_bytes(key: &[u8], value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64 + RECORD_OVERHEAD_BYTES
+}
+
+/// `record_bytes` of a stored commit, from its lengths: no encoding on the commit path.
+fn stored_bytes(group: &str, topic: &str, committed: &CommittedOffset) -> u64 {
+    (encoded_key_bytes(group, topic) + encoded_value_bytes(committed)) as u64
+        + RECORD_OVERHEAD_BYTES
 }
 
 impl OffsetPartition {
@@ -136,6 +145,7 @@ impl OffsetPartition {
             generation: Cell::new(generation),
             groups: RefCell::new(HashMap::new()),
             live_bytes: Cell::new(0),
+            live_offsets: Cell::new(0),
             write_lock: Semaphore::new(1),
         };
         partition.replay().await?;
@@ -230,9 +240,10 @@ impl OffsetPartition {
         let mut groups = self.groups.borrow_mut();
         let offsets = groups.entry(group.clone()).or_default();
         let old = offsets.insert((topic.clone(), partition), committed);
-        let old_bytes = old.map_or(0, |old| {
-            record_bytes(&encode_key(&group, &topic, partition), &encode_value(&old))
-        });
+        if old.is_none() {
+            self.live_offsets.set(self.live_offsets.get() + 1);
+        }
+        let old_bytes = old.map_or(0, |old| stored_bytes(&group, &topic, &old));
         self.live_bytes
             .set(self.live_bytes.get().saturating_sub(old_bytes) + bytes);
     }
@@ -243,7 +254,8 @@ impl OffsetPartition {
             return;
         };
         if let Some(old) = offsets.remove(&(topic.to_string(), partition)) {
-            let old_bytes = record_bytes(&encode_key(group, topic, partition), &encode_value(&old));
+            let old_bytes = stored_bytes(group, topic, &old);
+            self.live_offsets.set(self.live_offsets.get() - 1);
             self.live_bytes
                 .set(self.live_bytes.get().saturating_sub(old_bytes));
         }
@@ -257,6 +269,11 @@ impl OffsetPartition {
         self.groups.borrow().keys().cloned().collect()
     }
 
+    /// Live commits held here, over every group.
+    pub fn offset_count(&self) -> usize {
+        self.live_offsets.get()
+    }
+
     /// Groups with committed offsets here.
     pub fn group_count(&self) -> usize {
         self.groups.borrow().len()
@@ -265,6 +282,14 @@ impl OffsetPartition {
     /// Whether `group` has committed offsets here.
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.borrow().contains_key(group)
+    }
+
+    /// Whether `group` has an offset committed for the partition.
+    pub fn is_committed(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.groups
+            .borrow()
+            .get(group)
+            .is_some_and(|offsets| offsets.contains_key(&(topic.to_string(), partition)))
     }
 
     /// Partitions `group` has offsets for.

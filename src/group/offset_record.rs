@@ -55,10 +55,20 @@ pub struct OffsetKey {
     pub partition: i32,
 }
 
+/// Bytes `encode_key` makes for these names.
+pub fn encoded_key_bytes(group: &str, topic: &str) -> usize {
+    2 + 2 + group.len() + 2 + topic.len() + 4
+}
+
+/// Bytes `encode_value` makes for this commit.
+pub fn encoded_value_bytes(committed: &CommittedOffset) -> usize {
+    2 + 8 + 4 + 8 + 4 + committed.metadata.as_deref().map_or(0, str::len)
+}
+
 /// Encodes a key. Names longer than `u16::MAX` bytes cannot reach here: the protocol's
 /// strings are at most `i16::MAX` bytes.
 pub fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(10 + group.len() + topic.len());
+    let mut bytes = Vec::with_capacity(encoded_key_bytes(group, topic));
     bytes.extend_from_slice(&OFFSET_RECORD_VERSION.to_be_bytes());
     push_name(&mut bytes, group);
     push_name(&mut bytes, topic);
@@ -79,7 +89,7 @@ fn push_name(bytes: &mut Vec<u8>, name: &str) {
 /// Encodes a value.
 pub fn encode_value(committed: &CommittedOffset) -> Vec<u8> {
     let metadata = committed.metadata.as_deref();
-    let mut bytes = Vec::with_capacity(26 + metadata.map_or(0, str::len));
+    let mut bytes = Vec::with_capacity(encoded_value_bytes(committed));
     bytes.extend_from_slice(&OFFSET_RECORD_VERSION.to_be_bytes());
     bytes.extend_from_slice(&committed.offset.to_be_bytes());
     bytes.extend_from_slice(&committed.leader_epoch.to_be_bytes());
@@ -176,6 +186,7 @@ mod tests {
             commit_timestamp_ms: 1_700_000_000_000,
         };
         let value = encode_value(&committed);
+        assert_eq!(value.len(), encoded_value_bytes(&committed));
         assert_eq!(decode_value(&value), Ok(committed.clone()));
         let null = CommittedOffset {
             metadata: None,
@@ -183,6 +194,7 @@ mod tests {
         };
         assert_eq!(decode_value(&encode_value(&null)), Ok(null));
         let key = encode_key("group", "topic", 7);
+        assert_eq!(key.len(), encoded_key_bytes("group", "topic"));
         assert_eq!(
             decode_key(&key),
             Ok(OffsetKey {

@@ -34,6 +34,8 @@ pub enum CommitRefusal {
     TooManyGroups,
     /// The group would hold more than `offsets_per_group_max` partitions.
     TooManyOffsets,
+    /// The shard would hold more than `offsets_per_shard_max` commits in all.
+    TooManyOffsetsOnShard,
 }
 
 /// The committed offsets this shard coordinates.
@@ -129,6 +131,12 @@ impl OffsetStore {
         self.delete(group, &doomed, now_ms).await
     }
 
+    /// Whether `group` has an offset committed for the partition.
+    pub fn is_committed(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.partition(group)
+            .is_some_and(|offsets| offsets.is_committed(group, topic, partition))
+    }
+
     /// Whether `group` has any committed offset.
     pub fn has_group(&self, group: &str) -> bool {
         self.partition(group)
@@ -144,6 +152,14 @@ impl OffsetStore {
         }
         if partition.offsets_of(group) + new_partitions > self.settings.offsets_per_group_max {
             return Err(CommitRefusal::TooManyOffsets);
+        }
+        let on_shard: usize = self
+            .partitions
+            .values()
+            .map(|partition| partition.offset_count())
+            .sum();
+        if on_shard + new_partitions > self.settings.offsets_per_shard_max {
+            return Err(CommitRefusal::TooManyOffsetsOnShard);
         }
         Ok(())
     }

@@ -13,6 +13,9 @@ pub const OFFSETS_RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 pub const GROUPS_PER_SHARD_MAX_DEFAULT: usize = 100_000;
 /// Partitions one group may have offsets committed for.
 pub const OFFSETS_PER_GROUP_MAX_DEFAULT: usize = 100_000;
+/// Commits one shard keeps in memory at most, over every group (about 150 bytes each): the
+/// bound on the store's memory, since groups × partitions per group alone is not one.
+pub const OFFSETS_PER_SHARD_MAX_DEFAULT: usize = 1_000_000;
 /// An offsets log is rewritten with only its live commits once it is larger than this and
 /// than twice what is live, so it never grows without bound.
 pub const OFFSETS_REWRITE_BYTES_MIN_DEFAULT: u64 = 64 << 20;
@@ -34,6 +37,8 @@ pub struct GroupSettings {
     pub groups_per_shard_max: usize,
     /// Partitions one group may have offsets committed for.
     pub offsets_per_group_max: usize,
+    /// Commits one shard keeps at most, over every group.
+    pub offsets_per_shard_max: usize,
     /// Size above which an offsets log is rewritten with its live commits only.
     pub offsets_rewrite_bytes_min: u64,
 }
@@ -46,6 +51,7 @@ impl Default for GroupSettings {
             offsets_retention_check_interval_ms: OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             groups_per_shard_max: GROUPS_PER_SHARD_MAX_DEFAULT,
             offsets_per_group_max: OFFSETS_PER_GROUP_MAX_DEFAULT,
+            offsets_per_shard_max: OFFSETS_PER_SHARD_MAX_DEFAULT,
             offsets_rewrite_bytes_min: OFFSETS_REWRITE_BYTES_MIN_DEFAULT,
         }
     }
@@ -53,7 +59,7 @@ impl Default for GroupSettings {
 
 impl GroupSettings {
     /// The settings that must be positive, by name, for the broker's validation.
-    pub fn positive_settings(&self) -> [(&'static str, u64); 5] {
+    pub fn positive_settings(&self) -> [(&'static str, u64); 6] {
         [
             ("groups.offsets_retention_ms", self.offsets_retention_ms),
             (
@@ -67,6 +73,10 @@ impl GroupSettings {
             (
                 "groups.offsets_per_group_max",
                 self.offsets_per_group_max as u64,
+            ),
+            (
+                "groups.offsets_per_shard_max",
+                self.offsets_per_shard_max as u64,
             ),
             (
                 "groups.offsets_rewrite_bytes_min",

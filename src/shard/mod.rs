@@ -193,12 +193,7 @@ impl ShardContext {
             .metadata()
             .topics
             .iter()
-            .filter(|(name, old)| {
-                snapshot
-                    .topics
-                    .get(*name)
-                    .is_none_or(|topic| topic.topic_id != old.topic_id)
-            })
+            .filter(|(name, old)| !snapshot.has_topic(name, old.topic_id))
             .map(|(name, _)| name.clone())
             .collect();
         if !deleted_topics.is_empty() {
@@ -210,12 +205,7 @@ impl ShardContext {
             let mut topics = self.topics.borrow_mut();
             let gone: Vec<String> = topics
                 .iter()
-                .filter(|(name, logs)| {
-                    snapshot
-                        .topics
-                        .get(*name)
-                        .is_none_or(|topic| topic.topic_id != logs.topic_id)
-                })
+                .filter(|(name, logs)| !snapshot.has_topic(name, logs.topic_id))
                 .map(|(name, _)| name.clone())
                 .collect();
             gone.into_iter()

@@ -28,8 +28,8 @@ pub use config::*;
 pub(crate) use error::io_error;
 pub use error::{StorageError, StorageResult};
 pub use log::{
-    AppendInfo, LogRead, LogStats, PartitionLog, RetentionOutcome, TimestampOffset,
-    CLEAN_SHUTDOWN_MARKER,
+    system_clock_ms, AppendInfo, LogRead, LogStats, PartitionLog, RetentionOutcome,
+    TimestampOffset, CLEAN_SHUTDOWN_MARKER,
 };
 pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
 pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};

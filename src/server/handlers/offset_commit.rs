@@ -92,7 +92,7 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
     } else {
         let new_partitions = accepted
             .iter()
-            .filter(|(topic, partition, _)| store.committed(group, topic, *partition).is_none())
+            .filter(|(topic, partition, _)| !store.is_committed(group, topic, *partition))
             .count();
         match store.admit(group, new_partitions) {
             Err(refusal) => Some(refusal_error(group, refusal)),
@@ -146,6 +146,13 @@ fn refusal_error(group: &str, refusal: CommitRefusal) -> ResponseError {
             warn!(
                 group,
                 "commit refused: the group would exceed offsets_per_group_max"
+            );
+            ResponseError::InvalidCommitOffsetSize
+        }
+        CommitRefusal::TooManyOffsetsOnShard => {
+            warn!(
+                group,
+                "commit refused: the shard would exceed offsets_per_shard_max"
             );
             ResponseError::InvalidCommitOffsetSize
         }

@@ -152,7 +152,9 @@ pub struct LogStats {
 
 type Clock = Rc<dyn Fn() -> i64>;
 
-fn system_clock_ms() -> i64 {
+/// Milliseconds since the epoch: the wall clock logs use unless a test sets another, and the
+/// broker's for commit times, retention and expiry.
+pub fn system_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
