@@ -380,6 +380,16 @@ impl BrokerConfig {
                 return invalid(name, "must be positive".into());
             }
         }
+        if self.groups.group_max_session_timeout_ms < self.groups.group_min_session_timeout_ms {
+            return invalid(
+                "groups.group_max_session_timeout_ms",
+                format!(
+                    "{} is below groups.group_min_session_timeout_ms ({})",
+                    self.groups.group_max_session_timeout_ms,
+                    self.groups.group_min_session_timeout_ms
+                ),
+            );
+        }
         if self.io_memory_bytes_per_shard < (1 << 20) {
             return invalid(
                 "io_memory_bytes_per_shard",

@@ -108,6 +108,9 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
     );
     let _ = ready.send(Ok(shard_id));
     context.shutdown.wait().await;
+    // Requests waiting in JoinGroup or SyncGroup are answered now (NOT_COORDINATOR), so that
+    // the drain below does not wait out their rebalance timeouts.
+    context.groups.unload();
     let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX);
     while context.connection_count() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
@@ -172,7 +175,13 @@ async fn offsets_expiry_loop(context: Rc<ShardContext>) {
     let settings = context.offsets.settings();
     let period = Duration::from_millis(settings.offsets_retention_check_interval_ms);
     periodically(context, period, |context| async move {
-        context.offsets.expire(crate::group::now_ms()).await;
+        let now_ms = crate::group::now_ms();
+        let groups = context.groups.clone();
+        context
+            .offsets
+            .expire(now_ms, |group| groups.retention_hold(group))
+            .await;
+        groups.forget_empty_groups(|group| context.offsets.has_group(group));
     })
     .await;
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::RetentionHold;
 use tracing::{info, warn};
 
 use crate::cluster::{offsets_partition, OFFSETS_PARTITIONS};
@@ -222,14 +223,19 @@ impl OffsetStore {
         }
     }
 
-    /// Drops the offsets of groups with no commit for `offsets_retention_ms`. (No group has
-    /// members yet: every group is empty, as Kafka requires for expiry.) Returns the groups
-    /// expired.
-    pub async fn expire(&self, now_ms: i64) -> usize {
+    /// Drops the offsets of groups without members whose last commit, and the moment they
+    /// became empty, are both `offsets_retention_ms` past (KIP-211): `hold` says which groups
+    /// have members and since when the others are empty. Returns the groups expired.
+    pub async fn expire(&self, now_ms: i64, hold: impl Fn(&str) -> RetentionHold) -> usize {
         let before_ms = now_ms.saturating_sub(self.settings.offsets_retention_ms as i64);
         let mut expired = 0;
         for partition in self.partitions.values() {
             for group in partition.groups_idle_since(before_ms) {
+                match hold(&group) {
+                    RetentionHold::Active => continue,
+                    RetentionHold::EmptySince(since_ms) if since_ms >= before_ms => continue,
+                    _ => {}
+                }
                 let doomed: Vec<(String, i32)> =
                     partition.group_offsets(&group).into_keys().collect();
                 match partition.delete(&group, &doomed, now_ms).await {

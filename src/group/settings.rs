@@ -23,6 +23,28 @@ pub const OFFSETS_REWRITE_BYTES_MIN_DEFAULT: u64 = 64 << 20;
 /// `offsets.retention.check.interval.ms`).
 pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 600_000;
 
+/// Kafka's `group.min.session.timeout.ms`: the shortest session a member may ask for.
+pub const GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT: u64 = 6_000;
+/// Kafka's `group.max.session.timeout.ms`: the longest session a member may ask for.
+pub const GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT: u64 = 1_800_000;
+/// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+/// waits for more members (extended while they keep coming, up to the rebalance timeout), so a
+/// group that starts together rebalances once and not once per member.
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
+/// Members (and members-to-be, named by MEMBER_ID_REQUIRED) one group may have: Kafka's
+/// `group.max.size`. Kafka's default is unbounded (2^31 - 1); a broker whose every map is
+/// bounded needs a real number, and ten thousand consumers in one group is far past any
+/// deployment Kafka's own documentation describes.
+pub const GROUP_MAX_SIZE_DEFAULT: usize = 10_000;
+/// Members one shard holds over all of its groups.
+pub const GROUP_MEMBERS_PER_SHARD_MAX_DEFAULT: usize = 100_000;
+/// The most bytes one member's protocol metadata (every protocol of its JoinGroup together),
+/// and separately its assignment, may hold.
+pub const GROUP_MEMBER_METADATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
+/// The most bytes of member metadata and assignments one shard holds over all of its groups:
+/// the bound on membership's memory.
+pub const GROUP_STATE_BYTES_PER_SHARD_MAX_DEFAULT: usize = 256 << 20;
+
 /// Group coordination settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +63,20 @@ pub struct GroupSettings {
     pub offsets_per_shard_max: usize,
     /// Size above which an offsets log is rewritten with its live commits only.
     pub offsets_rewrite_bytes_min: u64,
+    /// The shortest session timeout a member may ask for.
+    pub group_min_session_timeout_ms: u64,
+    /// The longest session timeout a member may ask for.
+    pub group_max_session_timeout_ms: u64,
+    /// How long an empty group's first rebalance waits for more members.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Members one group may have.
+    pub group_max_size: usize,
+    /// Members one shard may hold over all of its groups.
+    pub group_members_per_shard_max: usize,
+    /// Bytes of one member's protocol metadata, and of its assignment.
+    pub group_member_metadata_bytes_max: usize,
+    /// Bytes of member metadata and assignments one shard may hold.
+    pub group_state_bytes_per_shard_max: usize,
 }
 
 impl Default for GroupSettings {
@@ -53,13 +89,20 @@ impl Default for GroupSettings {
             offsets_per_group_max: OFFSETS_PER_GROUP_MAX_DEFAULT,
             offsets_per_shard_max: OFFSETS_PER_SHARD_MAX_DEFAULT,
             offsets_rewrite_bytes_min: OFFSETS_REWRITE_BYTES_MIN_DEFAULT,
+            group_min_session_timeout_ms: GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT,
+            group_max_session_timeout_ms: GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT,
+            group_initial_rebalance_delay_ms: GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT,
+            group_max_size: GROUP_MAX_SIZE_DEFAULT,
+            group_members_per_shard_max: GROUP_MEMBERS_PER_SHARD_MAX_DEFAULT,
+            group_member_metadata_bytes_max: GROUP_MEMBER_METADATA_BYTES_MAX_DEFAULT,
+            group_state_bytes_per_shard_max: GROUP_STATE_BYTES_PER_SHARD_MAX_DEFAULT,
         }
     }
 }
 
 impl GroupSettings {
     /// The settings that must be positive, by name, for the broker's validation.
-    pub fn positive_settings(&self) -> [(&'static str, u64); 6] {
+    pub fn positive_settings(&self) -> [(&'static str, u64); 11] {
         [
             ("groups.offsets_retention_ms", self.offsets_retention_ms),
             (
@@ -81,6 +124,23 @@ impl GroupSettings {
             (
                 "groups.offsets_rewrite_bytes_min",
                 self.offsets_rewrite_bytes_min,
+            ),
+            (
+                "groups.group_min_session_timeout_ms",
+                self.group_min_session_timeout_ms,
+            ),
+            ("groups.group_max_size", self.group_max_size as u64),
+            (
+                "groups.group_members_per_shard_max",
+                self.group_members_per_shard_max as u64,
+            ),
+            (
+                "groups.group_member_metadata_bytes_max",
+                self.group_member_metadata_bytes_max as u64,
+            ),
+            (
+                "groups.group_state_bytes_per_shard_max",
+                self.group_state_bytes_per_shard_max as u64,
             ),
         ]
     }

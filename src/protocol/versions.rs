@@ -28,18 +28,20 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 17] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 21] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
     range(ApiKey::Metadata, 0, 12),
-    // Commits of groups that assign partitions themselves (generation -1); see the handler.
     range(ApiKey::OffsetCommit, 2, 9),
     range(ApiKey::OffsetFetch, 1, 9),
-    // Names the coordinator shard, although group and transaction APIs do not exist yet: see
-    // its handler for why (clients then fail fast; librdkafka ties LZ4 to it).
+    // Names the coordinator shard of groups and of transactional ids (whose APIs do not exist
+    // yet: see its handler).
     range(ApiKey::FindCoordinator, 0, 4),
-    // Groups with committed offsets and no members (Empty): see the handlers.
+    range(ApiKey::JoinGroup, 0, 9),
+    range(ApiKey::Heartbeat, 0, 4),
+    range(ApiKey::LeaveGroup, 0, 5),
+    range(ApiKey::SyncGroup, 0, 5),
     range(ApiKey::DescribeGroups, 0, 6),
     range(ApiKey::ListGroups, 0, 5),
     range(ApiKey::ApiVersions, 0, 3),
@@ -90,7 +92,8 @@ mod tests {
         assert_eq!(ProduceRequest::VERSIONS.min, 3);
         assert!(!is_supported(ApiKey::Produce as i16, 2));
         assert!(is_supported(ApiKey::Fetch as i16, 12));
-        assert!(!is_supported(ApiKey::JoinGroup as i16, 0));
+        assert!(is_supported(ApiKey::JoinGroup as i16, 0));
+        assert!(!is_supported(ApiKey::ConsumerGroupHeartbeat as i16, 0));
         assert!(!is_supported(999, 0));
     }
 }

@@ -162,7 +162,7 @@ pub async fn serve(context: &Rc<ShardContext>, stream: TcpStream) {
                     // A bug in a handler or in the codec must cost one connection, not the
                     // shard and every partition it owns.
                     let api = request.api_key;
-                    AssertUnwindSafe(dispatch(&context, request))
+                    AssertUnwindSafe(dispatch(&context, request, peer))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_| Err(handler_panicked(api)))

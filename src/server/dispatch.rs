@@ -1,6 +1,8 @@
 //! Routes a parsed request to its handler. Every API listed in
 //! [`crate::protocol::versions::SUPPORTED_APIS`] has a handler here, and nothing else does.
 
+use std::net::SocketAddr;
+
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 
@@ -15,6 +17,7 @@ use super::handlers;
 pub async fn dispatch(
     context: &ShardContext,
     request: Request,
+    peer: Option<SocketAddr>,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     match request.api_key {
         ApiKey::ApiVersions => handlers::api_versions::handle(&request).map(Some),
@@ -49,6 +52,14 @@ pub async fn dispatch(
         ApiKey::DeleteGroups => handlers::delete_groups::handle(context, &request)
             .await
             .map(Some),
+        ApiKey::JoinGroup => handlers::join_group::handle(context, &request, peer)
+            .await
+            .map(Some),
+        ApiKey::SyncGroup => handlers::sync_group::handle(context, &request)
+            .await
+            .map(Some),
+        ApiKey::Heartbeat => handlers::heartbeat::handle(context, &request).map(Some),
+        ApiKey::LeaveGroup => handlers::leave_group::handle(context, &request).map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,

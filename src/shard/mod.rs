@@ -76,6 +76,8 @@ pub struct ShardContext {
     pub control: ControlClient,
     /// Committed offsets of the groups this shard coordinates.
     pub offsets: Rc<crate::group::OffsetStore>,
+    /// The classic groups this shard coordinates (membership).
+    pub groups: Rc<crate::group::GroupCoordinator>,
     /// Set when the broker is stopping.
     pub shutdown: Rc<Event>,
     /// Set once the first metadata snapshot is applied.
@@ -104,6 +106,7 @@ impl ShardContext {
             topics: RefCell::new(HashMap::new()),
             budget,
             control,
+            groups: crate::group::GroupCoordinator::new(offsets.settings().clone()),
             offsets,
             shutdown: Rc::new(Event::default()),
             metadata_ready: Rc::new(Event::default()),

@@ -1,6 +1,6 @@
-//! DeleteGroups v0-v2: deletes groups and their committed offsets, durably. A group this shard
-//! does not coordinate gets NOT_COORDINATOR, one without committed offsets GROUP_ID_NOT_FOUND.
-//! No group has members yet, so none is refused as NON_EMPTY_GROUP.
+//! DeleteGroups v0-v2: deletes groups without members and their committed offsets, durably.
+//! A group with members gets NON_EMPTY_GROUP, one this shard does not coordinate
+//! NOT_COORDINATOR, one it does not know GROUP_ID_NOT_FOUND.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -23,11 +23,15 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
         let group = group_id.as_str();
         let error = if !store.coordinates(group) {
             Some(ResponseError::NotCoordinator)
-        } else if !store.has_group(group) {
+        } else if context.groups.has_members(group) {
+            Some(ResponseError::NonEmptyGroup)
+        } else if !store.has_group(group) && !context.groups.knows(group) {
             Some(ResponseError::GroupIdNotFound)
         } else {
             match store.delete_group(group, now_ms()).await {
-                Ok(()) => None,
+                // A member may have joined while the tombstones were written: it keeps the
+                // group (with no offsets), as a group created after the delete would.
+                Ok(()) => context.groups.remove_empty(group).err(),
                 Err(error) => {
                     warn!(group, %error, "deleting a group's offsets failed");
                     Some(ResponseError::KafkaStorageError)

@@ -1,13 +1,15 @@
 //! ListGroups v0-v5: the groups this shard coordinates (an admin client asks every broker and
-//! joins the answers). Today those are the groups with committed offsets and no members, in
-//! state Empty, of type classic; the states (v4+) and types (v5+) filters apply, compared
-//! without case as Kafka does.
+//! joins the answers): those with members or recently emptied, in their state, and those known
+//! only by committed offsets, Empty. All are of type classic. The states (v4+) and types (v5+)
+//! filters apply, compared without case as Kafka does.
+
+use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 
-use crate::group::{GROUP_STATE_EMPTY, GROUP_TYPE_CLASSIC};
+use crate::group::{GroupState, GROUP_TYPE_CLASSIC};
 use crate::protocol::header::{decode_body, Request};
 use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
@@ -24,18 +26,25 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                 .iter()
                 .any(|wanted| wanted.eq_ignore_ascii_case(value))
     };
-    let groups = if passes(&body.states_filter, GROUP_STATE_EMPTY)
-        && passes(&body.types_filter, GROUP_TYPE_CLASSIC)
-    {
-        context
-            .offsets
-            .groups()
+    // Name → (state, protocol type); membership wins over offsets for a group in both.
+    let mut known: BTreeMap<String, (GroupState, String)> = context
+        .offsets
+        .groups()
+        .into_iter()
+        .map(|group| (group, (GroupState::Empty, String::new())))
+        .collect();
+    for (group, state, protocol_type) in context.groups.list() {
+        known.insert(group, (state, protocol_type));
+    }
+    let groups = if passes(&body.types_filter, GROUP_TYPE_CLASSIC) {
+        known
             .into_iter()
-            .map(|group| {
+            .filter(|(_, (state, _))| passes(&body.states_filter, state.name()))
+            .map(|(group, (state, protocol_type))| {
                 ListedGroup::default()
                     .with_group_id(GroupId(str_bytes(group)))
-                    .with_protocol_type(str_bytes(""))
-                    .with_group_state(str_bytes(GROUP_STATE_EMPTY))
+                    .with_protocol_type(str_bytes(protocol_type))
+                    .with_group_state(str_bytes(state.name()))
                     .with_group_type(str_bytes(GROUP_TYPE_CLASSIC))
             })
             .collect()

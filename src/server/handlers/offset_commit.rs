@@ -2,11 +2,12 @@
 //! shard, durably (under `always`, after the fdatasync that covers the commit) before the
 //! answer.
 //!
-//! Only groups that manage their own assignment can commit today: a commit with generation
-//! -1 and no member id (what `assign()` consumers send, and admin tools), which Kafka accepts
-//! for a group without members. A commit naming a generation or a member gets
-//! UNKNOWN_MEMBER_ID, as Kafka answers for a member it does not know: no group has members
-//! until the membership protocols exist.
+//! Who may commit follows Kafka's classic-group rules ([`GroupCoordinator::validate_commit`]):
+//! generation -1 with no member id (`assign()` consumers, admin tools) commits to a group
+//! without members; a member commits with its member id and the current generation, and not
+//! while the group waits for the leader's assignment (REBALANCE_IN_PROGRESS).
+//!
+//! [`GroupCoordinator::validate_commit`]: crate::group::GroupCoordinator::validate_commit
 
 use bytes::BytesMut;
 use kafka_protocol::messages::offset_commit_response::{
@@ -25,9 +26,6 @@ use crate::shard::ShardContext;
 /// One topic's answers: each partition and its error, `None` until the commit decides it.
 type TopicAnswers = (String, Vec<(i32, Option<ResponseError>)>);
 
-/// The generation of a commit from outside group management.
-pub const GENERATION_NONE: i32 = -1;
-
 /// Answers OffsetCommit.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: OffsetCommitRequest = decode_body(request)?;
@@ -37,10 +35,16 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
         Some(ResponseError::InvalidGroupId)
     } else if !store.coordinates(group) {
         Some(ResponseError::NotCoordinator)
-    } else if body.generation_id_or_member_epoch != GENERATION_NONE || !body.member_id.is_empty() {
-        Some(ResponseError::UnknownMemberId)
     } else {
-        None
+        context
+            .groups
+            .validate_commit(
+                group,
+                body.generation_id_or_member_epoch,
+                body.member_id.as_str(),
+                body.group_instance_id.as_deref(),
+            )
+            .err()
     };
     let snapshot = context.metadata();
     let metadata_max = store.settings().offset_metadata_max_bytes;
