@@ -174,7 +174,7 @@ fn commits_round_trip_at_every_version_with_exact_errors_and_survive_restarts() 
     assert_eq!(
         commit_errors(&mut connection, 9, &commit_request(group, 3, &[(0, 1, "")])),
         [code(ResponseError::UnknownMemberId)],
-        "no group has members: a generation names none"
+        "the group has no members: a generation names none"
     );
     assert_eq!(
         commit_errors(

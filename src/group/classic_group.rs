@@ -655,6 +655,8 @@ impl ClassicGroup {
                         self.retained_bytes =
                             self.retained_bytes + assignment.len() - member.assignment.len();
                         member.assignment = assignment;
+                        // Its wait for the leader was no silence of its own.
+                        member.last_heartbeat = now;
                         if let Some(waiter) = member.sync_waiter.take() {
                             waiter.answer(SyncOutcome {
                                 assignment: member.assignment.clone(),
@@ -833,7 +835,9 @@ mod tests {
         );
         assert_eq!(
             follower_sync_answer
-                .try_take().flatten().expect("assigned")
+                .try_take()
+                .flatten()
+                .expect("assigned")
                 .assignment,
             Bytes::from_static(b"p1")
         );

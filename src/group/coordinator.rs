@@ -118,6 +118,13 @@ pub enum RetentionHold {
     Unknown,
 }
 
+/// The least a session task sleeps between looks, so that it always yields to the executor.
+const SESSION_CHECK_MIN: Duration = Duration::from_millis(10);
+
+/// From this OffsetCommit version a commit with a generation to an unknown group is
+/// GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before).
+pub const GROUP_ID_NOT_FOUND_COMMIT_VERSION_MIN: i16 = 9;
+
 /// A join's synchronous start.
 enum JoinStart {
     /// Answered at once.
@@ -719,14 +726,18 @@ impl GroupCoordinator {
     /// Checks the member fields of an OffsetCommit against the group (Kafka's classic-group
     /// rules): generation -1 with no member commits only to a group without members; a member
     /// must be known, with the current generation, and not in CompletingRebalance. A commit
-    /// renews the member's session.
+    /// renews the member's session. A group known only by its committed offsets
+    /// (`has_offsets`) is an Empty group; one not known at all, committed to with a
+    /// generation, is GROUP_ID_NOT_FOUND from v9 and ILLEGAL_GENERATION before, as in Kafka 4.
     pub fn validate_commit(
         &self,
         group_id: &str,
         generation_id: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
+        member: (&str, Option<&str>),
+        has_offsets: bool,
+        api_version: i16,
     ) -> Result<(), ResponseError> {
+        let (member_id, instance_id) = member;
         if self.unloaded.get() {
             return Err(ResponseError::NotCoordinator);
         }
@@ -734,6 +745,10 @@ impl GroupCoordinator {
         let group = match groups.get_mut(group_id) {
             Some(group) => group,
             None if generation_id < 0 => return Ok(()),
+            None if has_offsets => return Err(ResponseError::UnknownMemberId),
+            None if api_version >= GROUP_ID_NOT_FOUND_COMMIT_VERSION_MIN => {
+                return Err(ResponseError::GroupIdNotFound)
+            }
             None => return Err(ResponseError::IllegalGeneration),
         };
         if generation_id < 0 && group.state() == GroupState::Empty {
@@ -863,7 +878,14 @@ impl GroupCoordinator {
                     let Some(member) = group.member(&member_id) else {
                         return;
                     };
-                    member.last_heartbeat + member.session_timeout
+                    // A member waiting in JoinGroup or SyncGroup cannot heartbeat: its session
+                    // is looked at again one session after now.
+                    let from = if member.join_waiter.is_some() || member.sync_waiter.is_some() {
+                        Instant::now()
+                    } else {
+                        member.last_heartbeat
+                    };
+                    (from + member.session_timeout).max(Instant::now() + SESSION_CHECK_MIN)
                 };
                 glommio::timer::sleep(wake_at.saturating_duration_since(Instant::now())).await;
                 let now = Instant::now();

@@ -24,6 +24,11 @@ pub const MEMBER_ID_REQUIRED_VERSION_MIN: i16 = 4;
 /// From this version the request has a rebalance timeout; before, the session timeout is it.
 pub const REBALANCE_TIMEOUT_VERSION_MIN: i16 = 1;
 
+/// From this version the protocol name may be null.
+pub const NULLABLE_PROTOCOL_NAME_VERSION_MIN: i16 = 7;
+/// From this version the leader can be told not to assign (KIP-814).
+pub const SKIP_ASSIGNMENT_VERSION_MIN: i16 = 9;
+
 /// Kafka writes a member's host with a leading slash (Java's `InetAddress.toString`).
 pub fn client_host(peer: Option<SocketAddr>) -> String {
     peer.map_or_else(String::new, |peer| format!("/{}", peer.ip()))
@@ -72,13 +77,23 @@ pub async fn handle(
             })
             .await
     };
+    // Before v7 the protocol name is not nullable: Kafka answers "" where it has none.
+    let protocol_name = if request.api_version < NULLABLE_PROTOCOL_NAME_VERSION_MIN {
+        Some(outcome.protocol_name.unwrap_or_default())
+    } else {
+        outcome.protocol_name
+    };
     let response = JoinGroupResponse::default()
         .with_error_code(outcome.error.map_or(0, |error| error.code()))
         .with_generation_id(outcome.generation_id)
         .with_protocol_type(outcome.protocol_type.map(str_bytes))
-        .with_protocol_name(outcome.protocol_name.map(str_bytes))
+        .with_protocol_name(protocol_name.map(str_bytes))
         .with_leader(str_bytes(outcome.leader))
-        .with_skip_assignment(outcome.skip_assignment)
+        // Older members are given the member list and assign as usual; their SyncGroup then
+        // gets the assignment the group already has.
+        .with_skip_assignment(
+            outcome.skip_assignment && request.api_version >= SKIP_ASSIGNMENT_VERSION_MIN,
+        )
         .with_member_id(str_bytes(outcome.member_id))
         .with_members(
             outcome

@@ -41,8 +41,9 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
             .validate_commit(
                 group,
                 body.generation_id_or_member_epoch,
-                body.member_id.as_str(),
-                body.group_instance_id.as_deref(),
+                (body.member_id.as_str(), body.group_instance_id.as_deref()),
+                store.has_group(group),
+                request.api_version,
             )
             .err()
     };
