@@ -1,8 +1,9 @@
-"""Clients without group membership: what StreamBus does not have yet (subscribe(), idempotent
-producers) must fail fast with an error their user sees, never wait silently or crash; what
-it has (committed offsets of assign() consumers) must work and resume where it committed.
-Each failure case below once waited forever, crashed, or is a client default that needs an
-API StreamBus lacks.
+"""Clients outside group membership: what StreamBus does not have yet (idempotent producers)
+must fail fast with an error their user sees, never wait silently or crash; committed offsets
+of assign() consumers (no members, generation -1) must work and resume where they committed,
+and the admin client lists, describes and deletes such a group. Each failure case below once
+waited forever, crashed, or is a client default that needs an API StreamBus lacks.
+(subscribe() groups are group_clients.py's.)
 
 Usage: groupless_clients.py BOOTSTRAP"""
 import asyncio
@@ -16,7 +17,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     ConsumerGroupState,
     Consumer,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -41,21 +41,6 @@ def confluent_cases(bootstrap: str, topic: str) -> None:
     # librdkafka's all-topics metadata request (v12, with three stray bytes) is answered.
     admin = AdminClient({"bootstrap.servers": bootstrap})
     check(topic in admin.list_topics(timeout=10).topics, "list_topics() lists the topic")
-
-    # subscribe(): poll() reports that JoinGroup is not supported.
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "groupless-subscribe"})
-    consumer.subscribe([topic])
-    started = time.time()
-    error = None
-    while error is None and time.time() - started < FAIL_FAST_SECONDS:
-        message = consumer.poll(0.5)
-        if message is not None:
-            check(message.error() is not None, "subscribe() delivered a message without a group")
-            error = message.error()
-    check(error is not None, "subscribe() reported no error")
-    check(error.code() == KafkaError._UNSUPPORTED_FEATURE, f"subscribe() error: {error}")
-    check("JoinGroup" in error.str(), f"subscribe() error names JoinGroup: {error}")
-    consumer.close()
 
     # assign() without an offset asks the coordinator for committed offsets: there are none,
     # so auto.offset.reset applies (librdkafka crashed here when OffsetFetch was missing). A

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the broker on a fresh data directory and runs every client smoke test against it:
-# kcat, confluent-kafka, kafka-python and aiokafka (clients that need consumer groups or
-# idempotence must fail fast). Then stops the broker with SIGTERM and checks that
+# kcat, confluent-kafka, kafka-python and aiokafka: producing, consuming, committed offsets,
+# subscribe() groups (kafka-python also at Kafka 0.11's API versions), and idempotent
+# producers failing fast. Then stops the broker with SIGTERM and checks that
 # it exits 0. Usage: tests/smoke/run.sh PATH_TO_STREAMBUS PYTHON
 set -euo pipefail
 binary="$1"
@@ -24,6 +25,7 @@ bash "$here/kcat_smoke.sh" "$bootstrap" || status=1
 timeout 300 "$python" "$here/confluent_kafka_smoke.py" "$bootstrap" || status=1
 timeout 300 "$python" "$here/kafka_python_smoke.py" "$bootstrap" || status=1
 timeout 300 "$python" "$here/groupless_clients.py" "$bootstrap" || status=1
+timeout 300 "$python" "$here/group_clients.py" "$bootstrap" || status=1
 kill -TERM "$broker_pid"
 if ! wait "$broker_pid"; then
   echo "smoke: the broker did not exit 0 on SIGTERM" >&2
