@@ -8,8 +8,9 @@ pub const OFFSET_METADATA_MAX_BYTES_DEFAULT: usize = 4096;
 /// Kafka's `offsets.retention.minutes` (7 days): committed offsets of a group that has no
 /// members are dropped this long after its last commit.
 pub const OFFSETS_RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
-/// Groups with committed offsets one shard keeps at most; a commit that would add one more is
-/// refused with INVALID_COMMIT_OFFSET_SIZE.
+/// Groups one shard keeps at most, counted apart for committed offsets (a commit that would
+/// add one more is refused with INVALID_COMMIT_OFFSET_SIZE) and for membership (a JoinGroup
+/// that would create one more gets GROUP_MAX_SIZE_REACHED).
 pub const GROUPS_PER_SHARD_MAX_DEFAULT: usize = 100_000;
 /// Partitions one group may have offsets committed for.
 pub const OFFSETS_PER_GROUP_MAX_DEFAULT: usize = 100_000;
