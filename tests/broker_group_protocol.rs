@@ -505,3 +505,36 @@ fn a_static_member_is_fenced_by_its_replacement() {
     let (_connection, _member, generation) = join_alone(address, group);
     assert_eq!(generation, 3, "generations go on after the group emptied");
 }
+
+#[test]
+fn a_stopping_broker_answers_a_waiting_join_and_exits() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[groups]\ngroup_initial_rebalance_delay_ms = 0\n").unwrap();
+    let mut broker = Broker::start(&data, 2, &["--config", config.to_str().unwrap()]);
+    let group = "stopping";
+    let (address, _) = coordinator(&broker, group);
+    // The first member never rejoins, so the second one's JoinGroup waits for the rebalance
+    // timeout (a minute here) unless the broker answers it when it stops.
+    let (_first, _first_id, _) = join_alone(address, group);
+    let waiting = std::thread::spawn(move || {
+        let mut connection = RawConnection::connect(address);
+        let request = join(group, "", None, &["range"]).with_rebalance_timeout_ms(60_000);
+        let answered: JoinGroupResponse = connection.call(ApiKey::JoinGroup, 3, &request);
+        answered.error_code
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    broker.stop();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the broker waited for the rebalance: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        waiting.join().unwrap(),
+        code(ResponseError::NotCoordinator),
+        "the waiting member is sent to find the coordinator again"
+    );
+}

@@ -177,7 +177,7 @@ impl ClassicGroup {
         self.members.len()
     }
 
-    /// Members and the bytes they hold: what the shard's limits count.
+    /// Members and members-to-be, and the bytes they hold: what the shard's limits count.
     pub fn footprint(&self) -> (usize, usize) {
         debug_assert_eq!(
             self.retained_bytes,
@@ -186,7 +186,14 @@ impl ClassicGroup {
                 .map(ClassicMember::retained_bytes)
                 .sum::<usize>()
         );
-        (self.members.len(), self.retained_bytes)
+        let pending_bytes: usize = self.pending.keys().map(String::len).sum();
+        (self.size(), self.retained_bytes + pending_bytes)
+    }
+
+    /// Never had a member nor handed out a member id: a join refused at once leaves such a
+    /// group, which is not kept.
+    pub fn is_unused(&self) -> bool {
+        self.state == GroupState::Empty && self.size() == 0 && self.generation == 0
     }
 
     fn forget(&mut self, member: &ClassicMember) {

@@ -380,6 +380,9 @@ impl GroupCoordinator {
         let step = self.join_group(group, request, now);
         let after = group.footprint();
         let incarnation = group.incarnation;
+        if group.is_unused() {
+            groups.remove(&group_id);
+        }
         drop(groups);
         self.account(before, after);
         self.arm(&group_id, incarnation, step.timers);
