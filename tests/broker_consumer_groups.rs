@@ -82,7 +82,7 @@ fn new_topic(broker: &Broker, topic: &str, partitions: i32) {
     create_topic(&mut connection, topic, partitions);
 }
 
-fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+fn assigned<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> BTreeSet<i32> {
     consumer
         .assignment()
         .expect("assignment")
@@ -390,21 +390,16 @@ fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
             panic!("{error}");
         }
     };
-    let assigned_steady = || -> BTreeSet<i32> {
-        steady
-            .assignment()
-            .expect("assignment")
-            .elements()
-            .iter()
-            .map(|element| element.partition())
-            .collect()
+    let assigned_steady = || assigned(&steady);
+    let static_member = || {
+        consumer(
+            &broker,
+            "static-group",
+            "static",
+            &[("group.instance.id", "restarting")],
+        )
     };
-    let restarting = consumer(
-        &broker,
-        "static-group",
-        "static",
-        &[("group.instance.id", "restarting")],
-    );
+    let restarting = static_member();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     while !(assigned_steady().len() == 2 && assigned(&restarting).len() == 2) {
         poll_steady();
@@ -415,12 +410,7 @@ fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
     let rebalances_before = rebalances.load(Ordering::SeqCst);
     // A static member does not leave on close: its place waits for it for its session.
     drop(restarting);
-    let back = consumer(
-        &broker,
-        "static-group",
-        "static",
-        &[("group.instance.id", "restarting")],
-    );
+    let back = static_member();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     while assigned(&back).is_empty() {
         poll_steady();
@@ -476,4 +466,35 @@ fn describe(broker: &Broker, group: &str) -> BTreeMap<String, usize> {
         .iter()
         .map(|group| (group.group_state.to_string(), group.members.len()))
         .collect()
+}
+
+#[test]
+fn a_kip_848_consumer_fails_at_once_with_a_clear_error() {
+    let dir = tempdir();
+    let broker = start_broker(&dir.path().join("data"), "");
+    new_topic(&broker, "next-protocol", 2);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("group.id", "next-protocol-group")
+        .set("group.protocol", "consumer")
+        .create()
+        .expect("create consumer");
+    consumer.subscribe(&["next-protocol"]).expect("subscribe");
+    let started = Instant::now();
+    let error = loop {
+        if let Some(Err(error)) = consumer.poll(Duration::from_millis(100)) {
+            break error;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a group.protocol=consumer member waited without an error"
+        );
+    };
+    // The fatal error the application sees: the broker does not run this protocol.
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::UnsupportedVersion),
+        "{error}"
+    );
+    assert!(error.to_string().contains("Fatal"), "{error}");
 }

@@ -28,7 +28,7 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 21] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 22] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
@@ -52,6 +52,9 @@ pub const SUPPORTED_APIS: [ApiVersionRange; 21] = [
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
+    // Refused with UNSUPPORTED_VERSION and a message, so that KIP-848 consumers fail at once
+    // instead of retrying silently forever: see its handler.
+    range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The supported range of an API, if StreamBus implements it.
@@ -93,7 +96,7 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce as i16, 2));
         assert!(is_supported(ApiKey::Fetch as i16, 12));
         assert!(is_supported(ApiKey::JoinGroup as i16, 0));
-        assert!(!is_supported(ApiKey::ConsumerGroupHeartbeat as i16, 0));
+        assert!(!is_supported(ApiKey::ConsumerGroupDescribe as i16, 0));
         assert!(!is_supported(999, 0));
     }
 }

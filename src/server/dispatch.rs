@@ -60,6 +60,9 @@ pub async fn dispatch(
             .map(Some),
         ApiKey::Heartbeat => handlers::heartbeat::handle(context, &request).map(Some),
         ApiKey::LeaveGroup => handlers::leave_group::handle(context, &request).map(Some),
+        ApiKey::ConsumerGroupHeartbeat => {
+            handlers::consumer_group_heartbeat::handle(context, &request).map(Some)
+        }
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,
