@@ -102,8 +102,8 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 17, "v{version}");
-        for committed in [ApiKey::OffsetCommit, ApiKey::OffsetDelete] {
+        assert_eq!(response.api_keys.len(), 22, "v{version}");
+        for committed in [ApiKey::OffsetCommit, ApiKey::OffsetDelete, ApiKey::JoinGroup] {
             assert!(
                 response
                     .api_keys
@@ -115,7 +115,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         assert!(response
             .api_keys
             .iter()
-            .all(|api| api.api_key != ApiKey::JoinGroup as i16));
+            .all(|api| api.api_key != ApiKey::InitProducerId as i16));
     }
     // KIP-511: a version the broker does not know gets a v0 answer with UNSUPPORTED_VERSION and
     // the table, so the client can retry.
@@ -138,7 +138,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 17);
+    assert_eq!(response.api_keys.len(), 22);
 }
 
 #[test]
@@ -163,9 +163,9 @@ fn bad_frames_and_unsupported_requests_close_only_their_connection() {
     let mut connection = RawConnection::connect(broker.bootstrap);
     connection.send_raw(&(-1i32).to_be_bytes());
     assert!(connection.is_closed_by_broker());
-    // An API StreamBus does not implement (JoinGroup), and Produce below v3.
+    // An API StreamBus does not implement (InitProducerId), and Produce below v3.
     let mut connection = RawConnection::connect(broker.bootstrap);
-    connection.send(ApiKey::JoinGroup, 1, &JoinGroupRequest::default());
+    connection.send(ApiKey::InitProducerId, 1, &InitProducerIdRequest::default());
     assert!(connection.is_closed_by_broker());
     let mut connection = RawConnection::connect(broker.bootstrap);
     let mut frame = Vec::new();
@@ -200,7 +200,7 @@ fn bad_frames_and_unsupported_requests_close_only_their_connection() {
     }
     let log = broker.log();
     assert!(log.contains("above max_request_bytes"), "{log}");
-    assert!(log.contains("unsupported API key 11"), "{log}");
+    assert!(log.contains("unsupported API key 22"), "{log}");
     assert!(log.contains("malformed request body"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
