@@ -518,6 +518,64 @@ fn limits_refuse_commits_beyond_them_and_idle_groups_expire() {
         fetch(&mut connection, 7, group, Some(vec![0])),
         [(0, -1, String::new())]
     );
+
+    // A group with a member keeps its offsets however old they are (KIP-211); once the member
+    // leaves, the empty group's offsets expire at the next pass.
+    let group = "with-a-member";
+    let coordinator = streambus::cluster::coordinator_shard(group, 2) as usize;
+    let mut member = RawConnection::connect(broker.shard_address(coordinator));
+    let join = JoinGroupRequest::default()
+        .with_group_id(group_id(group))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![
+            kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range")),
+        ]);
+    // v3: the member id comes with the generation (no MEMBER_ID_REQUIRED round).
+    let joined: JoinGroupResponse = member.call(ApiKey::JoinGroup, 3, &join);
+    assert_eq!(joined.error_code, 0);
+    let member_id = joined.member_id.to_string();
+    let synced: SyncGroupResponse = member.call(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(group_id(group))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(StrBytes::from_string(member_id.clone())),
+    );
+    assert_eq!(synced.error_code, 0);
+    let committed: OffsetCommitResponse = member.call(
+        ApiKey::OffsetCommit,
+        9,
+        &commit_request(group, joined.generation_id, &[(0, 11, "")])
+            .with_member_id(StrBytes::from_string(member_id.clone())),
+    );
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    // Ten expiry passes.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(
+        fetch(&mut member, 7, group, Some(vec![0])),
+        [(0, 11, String::new())],
+        "a group with members keeps its offsets"
+    );
+    let left: LeaveGroupResponse = member.call(
+        ApiKey::LeaveGroup,
+        1,
+        &LeaveGroupRequest::default()
+            .with_group_id(group_id(group))
+            .with_member_id(StrBytes::from_string(member_id)),
+    );
+    assert_eq!(left.error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fetch(&mut member, 7, group, None).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the emptied group's offsets never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -608,7 +608,10 @@ fn consumers_with_a_group_id_work_at_librdkafka_defaults() {
     let started = Instant::now();
     let mut consumed = 0;
     while consumed < 10 {
-        assert!(started.elapsed() < TIMEOUT, "subscribe() consumed {consumed} of 10");
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "subscribe() consumed {consumed} of 10"
+        );
         match subscriber.poll(Duration::from_millis(100)) {
             Some(Ok(_)) => consumed += 1,
             Some(Err(error)) => panic!("subscribe(): {error}"),

@@ -103,7 +103,11 @@ fn api_versions_negotiation_including_unknown_versions() {
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
         assert_eq!(response.api_keys.len(), 22, "v{version}");
-        for committed in [ApiKey::OffsetCommit, ApiKey::OffsetDelete, ApiKey::JoinGroup] {
+        for committed in [
+            ApiKey::OffsetCommit,
+            ApiKey::OffsetDelete,
+            ApiKey::JoinGroup,
+        ] {
             assert!(
                 response
                     .api_keys
