@@ -27,7 +27,7 @@ use super::error::{ClientError, ClientResult};
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 /// The versions this client speaks, per API: the same ranges the broker implements.
-const CLIENT_VERSIONS: [(ApiKey, i16, i16); 12] = [
+const CLIENT_VERSIONS: [(ApiKey, i16, i16); 16] = [
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
@@ -37,6 +37,11 @@ const CLIENT_VERSIONS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::OffsetFetch, 1, 7),
     // v4 batches keys; one key per request needs none of it.
     (ApiKey::FindCoordinator, 1, 3),
+    // v4+: MEMBER_ID_REQUIRED, which the group member handles.
+    (ApiKey::JoinGroup, 4, 9),
+    (ApiKey::Heartbeat, 1, 4),
+    (ApiKey::LeaveGroup, 1, 5),
+    (ApiKey::SyncGroup, 1, 5),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -173,12 +178,38 @@ impl Connection {
         self.write(&frame).await
     }
 
+    /// Sends a request at the negotiated version and waits up to `timeout` (not the request
+    /// timeout) for its response: a JoinGroup is answered only when the rebalance ends.
+    pub async fn call_within<Req: Encodable, Resp: Decodable>(
+        &self,
+        api: ApiKey,
+        request: &Req,
+        timeout: Duration,
+    ) -> ClientResult<(i16, Resp)> {
+        let version = self.version(api)?;
+        Ok((
+            version,
+            self.call_at_within(api, version, request, timeout).await?,
+        ))
+    }
+
     /// Sends a request at `version` and decodes its response.
     pub async fn call_at<Req: Encodable, Resp: Decodable>(
         &self,
         api: ApiKey,
         version: i16,
         request: &Req,
+    ) -> ClientResult<Resp> {
+        self.call_at_within(api, version, request, self.inner.timeout)
+            .await
+    }
+
+    async fn call_at_within<Req: Encodable, Resp: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+        timeout: Duration,
     ) -> ClientResult<Resp> {
         let (correlation_id, frame) = self.encode(api, version, request)?;
         let (sender, receiver) = local_channel::new_bounded(1);
@@ -190,7 +221,6 @@ impl Connection {
             });
             self.write(&frame).await?;
         }
-        let timeout = self.inner.timeout;
         let reply = glommio::timer::timeout(timeout, async { Ok(receiver.recv().await) })
             .await
             .map_err(|_| {

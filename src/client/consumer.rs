@@ -3,9 +3,10 @@
 //! broker is working on the next response while the application reads this one. Buffering is
 //! bounded by `buffered_records_max`; a loop waits while the buffer is full.
 //!
-//! There is no group membership yet: partitions are assigned explicitly. With a `group_id`,
-//! the consumer commits its positions and reads them back (`commit_positions`, `committed`);
-//! a new consumer resumes by assigning `OffsetSpec::Offset` of what `committed` returns.
+//! Partitions are assigned explicitly here; [`GroupConsumer`](super::GroupConsumer) assigns
+//! them through a consumer group. With a `group_id`, the consumer commits its positions and
+//! reads them back (`commit_positions`, `committed`); a new consumer resumes by assigning
+//! `OffsetSpec::Offset` of what `committed` returns.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -171,6 +172,35 @@ impl Consumer {
             .ready
             .borrow_mut()
             .retain(|record| !(&*record.topic == topic && record.partition == partition));
+    }
+
+    /// Stops reading `partitions`: their positions go, and so do records buffered for them
+    /// (a fetch in flight for one finds no position and keeps nothing).
+    pub fn unassign(&self, partitions: &[(String, i32)]) {
+        let inner = &self.inner;
+        let mut positions = inner.positions.borrow_mut();
+        let mut consumed = inner.consumed.borrow_mut();
+        for (topic, partition) in partitions {
+            let key = (Rc::from(topic.as_str()), *partition);
+            positions.remove(&key);
+            consumed.remove(&key);
+        }
+        drop((positions, consumed));
+        inner.ready.borrow_mut().retain(|record| {
+            !partitions
+                .iter()
+                .any(|(topic, partition)| &*record.topic == topic && record.partition == *partition)
+        });
+    }
+
+    /// The partitions assigned now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.inner
+            .positions
+            .borrow()
+            .keys()
+            .map(|(topic, partition)| (topic.to_string(), *partition))
+            .collect()
     }
 
     /// The next offset `poll` returns for a partition: after the last record it returned.

@@ -55,6 +55,15 @@ fn coordinator_moved(error: &ClientError) -> bool {
 
 /// A connection to `group`'s coordinator.
 async fn coordinator(cluster: &Cluster, group: &str) -> ClientResult<Connection> {
+    let (node, host, port) = find_coordinator(cluster, group).await?;
+    cluster.connection_at(node, &host, port).await
+}
+
+/// Where `group`'s coordinator is: its node id, host and port.
+pub(crate) async fn find_coordinator(
+    cluster: &Cluster,
+    group: &str,
+) -> ClientResult<(i32, String, i32)> {
     let connection = cluster.any_connection().await?;
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group.to_string()))
@@ -66,9 +75,7 @@ async fn coordinator(cluster: &Cluster, group: &str) -> ClientResult<Connection>
         response.error_code,
         response.error_message.as_deref(),
     )?;
-    cluster
-        .connection_at(response.node_id.0, response.host.as_str(), response.port)
-        .await
+    Ok((response.node_id.0, response.host.to_string(), response.port))
 }
 
 /// Runs `call` against the coordinator, looking it up again while it has moved.
@@ -99,6 +106,32 @@ pub async fn commit_offsets(
     group: &str,
     offsets: &[(&str, i32, OffsetAndMetadata)],
 ) -> ClientResult<()> {
+    let request = commit_request(group, offsets, -1, "");
+    with_coordinator(cluster, group, |connection| {
+        let request = &request;
+        async move { send_commit(&connection, group, request).await }
+    })
+    .await
+}
+
+/// Commits offsets as member `member_id` of generation `generation`, on `connection` (the
+/// member's own connection to the coordinator).
+pub(crate) async fn commit_offsets_as_member(
+    connection: &Connection,
+    group: &str,
+    member: (&str, i32),
+    offsets: &[(&str, i32, OffsetAndMetadata)],
+) -> ClientResult<()> {
+    let request = commit_request(group, offsets, member.1, member.0);
+    send_commit(connection, group, &request).await
+}
+
+fn commit_request(
+    group: &str,
+    offsets: &[(&str, i32, OffsetAndMetadata)],
+    generation: i32,
+    member_id: &str,
+) -> OffsetCommitRequest {
     let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
     for (topic, partition, committed) in offsets {
         let entry = OffsetCommitRequestPartition::default()
@@ -118,33 +151,35 @@ pub async fn commit_offsets(
             ),
         }
     }
-    let request = OffsetCommitRequest::default()
+    OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-        .with_generation_id_or_member_epoch(-1)
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
         .with_retention_time_ms(-1)
-        .with_topics(topics);
-    with_coordinator(cluster, group, |connection| {
-        let request = &request;
-        async move {
-            let (_, response): (i16, OffsetCommitResponse) =
-                connection.call(ApiKey::OffsetCommit, request).await?;
-            for topic in &response.topics {
-                for partition in &topic.partitions {
-                    ClientError::check(
-                        format!(
-                            "commit {}-{} for group {group}",
-                            topic.name.0.as_str(),
-                            partition.partition_index
-                        ),
-                        partition.error_code,
-                        None,
-                    )?;
-                }
-            }
-            Ok(())
+        .with_topics(topics)
+}
+
+async fn send_commit(
+    connection: &Connection,
+    group: &str,
+    request: &OffsetCommitRequest,
+) -> ClientResult<()> {
+    let (_, response): (i16, OffsetCommitResponse) =
+        connection.call(ApiKey::OffsetCommit, request).await?;
+    for topic in &response.topics {
+        for partition in &topic.partitions {
+            ClientError::check(
+                format!(
+                    "commit {}-{} for group {group}",
+                    topic.name.0.as_str(),
+                    partition.partition_index
+                ),
+                partition.error_code,
+                None,
+            )?;
         }
-    })
-    .await
+    }
+    Ok(())
 }
 
 /// The committed offsets of `group` for `partitions`, in their order; `None` where the group

@@ -10,23 +10,30 @@
 //! | murmur2 (Java-compatible) and sticky partitioners | `partitioner.rs` |
 //! | [`Producer`]: batching, linger, acks, compression, retries, bounded in-flight | `producer.rs` |
 //! | [`Consumer`]: assign, seek, pipelined fetches | `consumer.rs` |
+//! | [`GroupConsumer`]: subscribe through a consumer group (classic protocol), auto-commit, rebalance callbacks | `group_consumer.rs` |
+//! | [`Assignor`]: range and roundrobin; Kafka's subscription and assignment formats | `assignor.rs` |
+//! | committed offsets: FindCoordinator, OffsetCommit, OffsetFetch | `group_offsets.rs` |
 //! | [`Admin`]: create, grow, delete, describe, list offsets | `admin.rs` |
 //!
 //! Everything runs on the calling glommio executor and is `Rc`-based: one client per core.
 
 pub mod admin;
+pub mod assignor;
 pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group_consumer;
 pub mod group_offsets;
 pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use assignor::Assignor;
 pub use config::{Acks, ClientConfig, ConsumerConfig, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, ClientResult};
+pub use group_consumer::{GroupConfig, GroupConsumer};
 pub use group_offsets::OffsetAndMetadata;
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -1,0 +1,291 @@
+//! The Rust SDK's group consumer against the real broker: SDK members share a topic and a new
+//! member resumes after their commits; an SDK member and a librdkafka member (the `rdkafka`
+//! crate) share one group, each assigning for the other when it leads.
+
+mod broker_support;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use broker_support::{tempdir, Broker};
+use glommio::{LocalExecutorBuilder, Placement};
+use rdkafka::config::ClientConfig as RdConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::Message;
+use streambus::client::{
+    Admin, Assignor, ClientConfig, ConsumerConfig, GroupConfig, GroupConsumer, NewTopic, OffsetSpec,
+};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn run<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(4 << 20)
+        .spawn(body)
+        .expect("executor")
+        .join()
+        .expect("test body panicked");
+}
+
+fn start_broker(data: &std::path::Path) -> Broker {
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[groups]\ngroup_initial_rebalance_delay_ms = 0\n").unwrap();
+    Broker::start(data, 2, &["--config", config.to_str().unwrap()])
+}
+
+fn produce(bootstrap: &str, topic: &str, partitions: i32, values: std::ops::Range<usize>) {
+    let producer: BaseProducer = RdConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for index in values {
+        let value = index.to_string();
+        producer
+            .send(
+                BaseRecord::<(), String>::to(topic)
+                    .payload(&value)
+                    .partition(index as i32 % partitions),
+            )
+            .expect("queue");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn group(name: &str) -> GroupConfig {
+    GroupConfig {
+        heartbeat_interval_ms: 200,
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 20_000,
+        offset_reset: OffsetSpec::Earliest,
+        ..GroupConfig::new(name)
+    }
+}
+
+#[test]
+fn sdk_members_share_a_topic_and_a_new_member_resumes_after_their_commits() {
+    let directory = tempdir();
+    let broker = start_broker(&directory.path().join("data"));
+    let bootstrap = broker.bootstrap_servers();
+    run(move || async move {
+        let admin = Admin::new(ClientConfig::new(&bootstrap));
+        for created in admin
+            .create_topics(&[NewTopic::new("sdk-group", 4)])
+            .await
+            .expect("create")
+        {
+            created.expect("created");
+        }
+        let producing = bootstrap.clone();
+        std::thread::spawn(move || produce(&producing, "sdk-group", 4, 0..400))
+            .join()
+            .unwrap();
+        let consumed: Rc<RefCell<Vec<usize>>> = Rc::default();
+        let assigned_counts: Rc<RefCell<Vec<usize>>> = Rc::default();
+        let members: Vec<_> = [Assignor::Range, Assignor::RoundRobin]
+            .into_iter()
+            .map(|assignor| {
+                let (bootstrap, consumed, assigned_counts) =
+                    (bootstrap.clone(), consumed.clone(), assigned_counts.clone());
+                glommio::spawn_local(async move {
+                    let member = GroupConsumer::new(
+                        ClientConfig::new(&bootstrap),
+                        ConsumerConfig::default(),
+                        GroupConfig {
+                            // Both offer both; each prefers its own: the group picks one.
+                            assignors: vec![assignor, Assignor::Range, Assignor::RoundRobin],
+                            ..group("sdk-members")
+                        },
+                    );
+                    member.subscribe(&["sdk-group"]);
+                    let started = Instant::now();
+                    // Until everything is consumed and both members hold two partitions.
+                    while consumed.borrow().len() < 400 || member.assignment().len() != 2 {
+                        assert!(
+                            started.elapsed() < DEADLINE,
+                            "consumed {}",
+                            consumed.borrow().len()
+                        );
+                        for record in member
+                            .poll(500, Duration::from_millis(50))
+                            .await
+                            .expect("poll")
+                        {
+                            let value = record.value.expect("value");
+                            consumed
+                                .borrow_mut()
+                                .push(std::str::from_utf8(&value).unwrap().parse().unwrap());
+                        }
+                    }
+                    assigned_counts.borrow_mut().push(member.assignment().len());
+                    // Wait for the other member before leaving, so neither sees a rebalance
+                    // with everything consumed and nothing left to assign.
+                    while assigned_counts.borrow().len() < 2 {
+                        let _ = member
+                            .poll(500, Duration::from_millis(50))
+                            .await
+                            .expect("poll");
+                    }
+                    member.close().await.expect("close");
+                })
+            })
+            .collect();
+        for member in members {
+            member.await;
+        }
+        let values = consumed.borrow().clone();
+        let distinct: BTreeSet<usize> = values.iter().copied().collect();
+        assert_eq!(distinct.len(), 400, "every message consumed");
+        assert_eq!(
+            values.len(),
+            400,
+            "none twice: commits before each rebalance"
+        );
+        assert_eq!(*assigned_counts.borrow(), [2, 2]);
+
+        // A new member of the group starts after the commits.
+        let producing = bootstrap.clone();
+        std::thread::spawn(move || produce(&producing, "sdk-group", 4, 400..404))
+            .join()
+            .unwrap();
+        let late = GroupConsumer::new(
+            ClientConfig::new(&bootstrap),
+            ConsumerConfig::default(),
+            group("sdk-members"),
+        );
+        let assigned: Rc<RefCell<Vec<(String, i32)>>> = Rc::default();
+        let seen = assigned.clone();
+        late.on_assigned(move |partitions| seen.borrow_mut().extend_from_slice(partitions));
+        late.subscribe(&["sdk-group"]);
+        let mut resumed = Vec::new();
+        let started = Instant::now();
+        while resumed.len() < 4 {
+            assert!(started.elapsed() < DEADLINE, "resumed {resumed:?}");
+            for record in late
+                .poll(500, Duration::from_millis(50))
+                .await
+                .expect("poll")
+            {
+                let value = record.value.expect("value");
+                resumed.push(
+                    std::str::from_utf8(&value)
+                        .unwrap()
+                        .parse::<usize>()
+                        .unwrap(),
+                );
+            }
+        }
+        resumed.sort_unstable();
+        assert_eq!(resumed, [400, 401, 402, 403]);
+        assert_eq!(
+            assigned.borrow().len(),
+            4,
+            "the rebalance callback saw its partitions"
+        );
+        late.close().await.expect("close");
+    });
+}
+
+#[test]
+fn an_sdk_member_and_a_librdkafka_member_share_one_group() {
+    let directory = tempdir();
+    let broker = start_broker(&directory.path().join("data"));
+    let bootstrap = broker.bootstrap_servers();
+    run({
+        let bootstrap = bootstrap.clone();
+        move || async move {
+            let admin = Admin::new(ClientConfig::new(&bootstrap));
+            for created in admin
+                .create_topics(&[NewTopic::new("mixed", 4)])
+                .await
+                .expect("create")
+            {
+                created.expect("created");
+            }
+        }
+    });
+    produce(&bootstrap, "mixed", 4, 0..400);
+    let consumed = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let holding = Arc::new(AtomicUsize::new(0));
+    let librdkafka = std::thread::spawn({
+        let (bootstrap, consumed, holding) = (bootstrap.clone(), consumed.clone(), holding.clone());
+        move || {
+            let consumer: BaseConsumer = RdConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "mixed-group")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "200")
+                .create()
+                .expect("consumer");
+            consumer.subscribe(&["mixed"]).expect("subscribe");
+            let started = Instant::now();
+            loop {
+                let count = consumer.assignment().map(|list| list.count()).unwrap_or(0);
+                holding.store(count, Ordering::SeqCst);
+                if consumed.lock().unwrap().len() >= 400 && count == 2 {
+                    break;
+                }
+                assert!(started.elapsed() < DEADLINE, "librdkafka member timed out");
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                    let value = std::str::from_utf8(message.payload().unwrap()).unwrap();
+                    consumed.lock().unwrap().push(value.parse().unwrap());
+                    consumer
+                        .commit_message(&message, CommitMode::Sync)
+                        .expect("commit");
+                }
+            }
+            // Stays a member until the SDK member has seen the same settled group.
+            while holding.load(Ordering::SeqCst) != usize::MAX {
+                let _ = consumer.poll(Duration::from_millis(50));
+                assert!(started.elapsed() < DEADLINE, "the SDK member never settled");
+            }
+        }
+    });
+    run({
+        let (consumed, holding) = (consumed.clone(), holding.clone());
+        move || async move {
+            let member = GroupConsumer::new(
+                ClientConfig::new(&bootstrap),
+                ConsumerConfig::default(),
+                group("mixed-group"),
+            );
+            member.subscribe(&["mixed"]);
+            let started = Instant::now();
+            while consumed.lock().unwrap().len() < 400
+                || member.assignment().len() != 2
+                || holding.load(Ordering::SeqCst) != 2
+            {
+                assert!(started.elapsed() < DEADLINE, "SDK member timed out");
+                let records = member
+                    .poll(500, Duration::from_millis(50))
+                    .await
+                    .expect("poll");
+                let mut consumed = consumed.lock().unwrap();
+                for record in records {
+                    let value = record.value.expect("value");
+                    consumed.push(std::str::from_utf8(&value).unwrap().parse().unwrap());
+                }
+            }
+            member.commit_positions().await.expect("commit");
+            holding.store(usize::MAX, Ordering::SeqCst);
+            member.close().await.expect("close");
+        }
+    });
+    librdkafka.join().expect("librdkafka member");
+    let values = consumed.lock().unwrap().clone();
+    let distinct: BTreeSet<usize> = values.iter().copied().collect();
+    assert_eq!(distinct.len(), 400, "every message consumed");
+    assert_eq!(values.len(), 400, "none twice");
+}
