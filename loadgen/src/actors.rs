@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use streambus::client::{
-    ClientConfig, Consumer, ConsumerConfig, DeliveryFuture, OffsetSpec, Producer, ProducerConfig,
-    ProducerRecord,
+    ClientConfig, Consumer, ConsumerConfig, DeliveryFuture, GroupConfig, GroupConsumer, OffsetSpec,
+    Producer, ProducerConfig, ProducerRecord,
 };
 
 use crate::settings::RunSettings;
@@ -322,23 +322,13 @@ pub async fn consumer_actor(
     stop: Arc<AtomicBool>,
     reports: Sender<Report>,
 ) {
-    let consumer = Consumer::new(
-        ClientConfig::new(&settings.bootstrap),
-        ConsumerConfig::default(),
-    );
-    let partitions: Vec<i32> = (0..settings.partitions)
-        .filter(|partition| {
-            settings.consumers_read_all || (*partition as usize) % settings.consumers == id
-        })
-        .collect();
-    let assignment: Vec<(&str, i32, OffsetSpec)> = partitions
-        .iter()
-        .map(|partition| (settings.topic.as_str(), *partition, OffsetSpec::Latest))
-        .collect();
-    if let Err(error) = consumer.assign(&assignment).await {
-        let _ = reports.send(Report::Failed(format!("consumer {id}: {error}")));
-        return;
-    }
+    let reader = match join_reader(id, &settings).await {
+        Ok(reader) => reader,
+        Err(error) => {
+            let _ = reports.send(Report::Failed(format!("consumer {id}: {error}")));
+            return;
+        }
+    };
     let _ = reports.send(Report::ConsumerReady);
     let warmup_end = start + Duration::from_secs(settings.warmup_s);
     let warmup_ns = settings.warmup_s * 1_000_000_000;
@@ -353,7 +343,7 @@ pub async fn consumer_actor(
         reports.clone(),
     ));
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(100_000, Duration::from_millis(100)).await {
+        match reader.poll(100_000, Duration::from_millis(100)).await {
             Ok(records) => {
                 let now = wall_nanos();
                 // Producers stamp intended send times from their own start; their warm-up
@@ -383,5 +373,56 @@ pub async fn consumer_actor(
     }
     done.set(true);
     ticks.await;
+    if let Reader::Group(member) = &reader {
+        // Leaving hands the partitions on at once; a failure here changes no measurement.
+        let _ = member.close().await;
+    }
     let _ = reports.send(Report::ConsumerDone);
+}
+
+/// How a consumer actor reads: partitions it assigns itself, or a group member's share.
+enum Reader {
+    Assigned(Consumer),
+    Group(GroupConsumer),
+}
+
+impl Reader {
+    async fn poll(
+        &self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> streambus::client::ClientResult<Vec<streambus::client::ConsumerRecord>> {
+        match self {
+            Reader::Assigned(consumer) => consumer.poll(max_records, timeout).await,
+            Reader::Group(member) => member.poll(max_records, timeout).await,
+        }
+    }
+}
+
+/// Assigns consumer `id`'s partitions at their ends, or joins `settings.group` (its first
+/// poll takes part in the rebalance that brings it in).
+async fn join_reader(id: usize, settings: &RunSettings) -> streambus::client::ClientResult<Reader> {
+    let client = ClientConfig::new(&settings.bootstrap);
+    if let Some(group) = &settings.group {
+        let member = GroupConsumer::new(
+            client,
+            ConsumerConfig::default(),
+            GroupConfig {
+                offset_reset: OffsetSpec::Latest,
+                ..GroupConfig::new(group.clone())
+            },
+        );
+        member.subscribe(&[settings.topic.as_str()]);
+        member.poll(1, Duration::ZERO).await?;
+        return Ok(Reader::Group(member));
+    }
+    let consumer = Consumer::new(client, ConsumerConfig::default());
+    let assignment: Vec<(&str, i32, OffsetSpec)> = (0..settings.partitions)
+        .filter(|partition| {
+            settings.consumers_read_all || (*partition as usize) % settings.consumers == id
+        })
+        .map(|partition| (settings.topic.as_str(), partition, OffsetSpec::Latest))
+        .collect();
+    consumer.assign(&assignment).await?;
+    Ok(Reader::Assigned(consumer))
 }

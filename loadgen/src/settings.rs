@@ -97,6 +97,10 @@ pub struct Flags {
     /// Consumer actors (0: produce only)
     #[arg(long)]
     pub consumers: Option<usize>,
+    /// Consume as members of this consumer group (subscribe, classic protocol, auto-commit)
+    /// instead of assigning partitions; the group spreads the partitions over the consumers
+    #[arg(long)]
+    pub group: Option<String>,
     /// Bytes per message value (at least 8: the send timestamp)
     #[arg(long)]
     pub message_bytes: Option<usize>,
@@ -167,6 +171,9 @@ pub struct RunSettings {
     pub consumers: usize,
     /// Whether every consumer reads every partition (fanout) rather than a share.
     pub consumers_read_all: bool,
+    /// The consumer group the consumers join, if they join one.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Message value size.
     pub message_bytes: usize,
     /// Batch size.
@@ -209,7 +216,8 @@ impl RunSettings {
             scenario: flags.scenario,
             producers: flags.producers.unwrap_or(preset.0),
             consumers: flags.consumers.unwrap_or(preset.1),
-            consumers_read_all: preset.2,
+            consumers_read_all: preset.2 && flags.group.is_none(),
+            group: flags.group.clone(),
             message_bytes: flags.message_bytes.unwrap_or(preset.3),
             batch_bytes: flags.batch_bytes.unwrap_or(preset.4),
             linger_ms: flags.linger_ms.unwrap_or(preset.5),

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 
 # Joining, rebalancing and consuming a few hundred messages takes seconds; a hang runs into it.
-GROUP_SECONDS = 60
+GROUP_SECONDS = 120
 PARTITIONS = 6
 MESSAGES = 600
 
@@ -61,7 +61,8 @@ def confluent_group(bootstrap: str) -> None:
         )
         consumer.subscribe([topic])
         deadline = time.time() + GROUP_SECONDS
-        while not done.is_set() and time.time() < deadline:
+        # Until everything is consumed and the group has settled on two partitions each.
+        while (not done.is_set() or len(consumer.assignment()) != 2) and time.time() < deadline:
             message = consumer.poll(0.2)
             if message is None:
                 continue
@@ -123,8 +124,15 @@ def kafka_python_group(bootstrap: str, api_version) -> None:
     group = f"{topic}-group"
     produce(bootstrap, topic, 0, MESSAGES)
     options = {} if api_version is None else {"api_version": api_version}
-    members = [
-        KafkaConsumer(
+    consumed: list[str] = []
+    sizes: list[int] = []
+    done = threading.Event()
+    settled = threading.Barrier(2)
+
+    # One thread per member, as applications run them: a member's poll() also drives its
+    # rebalance, so two members polled in turn on one thread hold up each other's joins.
+    def member() -> None:
+        consumer = KafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -134,21 +142,25 @@ def kafka_python_group(bootstrap: str, api_version) -> None:
             heartbeat_interval_ms=1_000,
             **options,
         )
-        for _ in range(2)
-    ]
-    consumed: list[str] = []
-    deadline = time.time() + GROUP_SECONDS
-    while len(consumed) < MESSAGES and time.time() < deadline:
-        for member in members:
-            for records in member.poll(timeout_ms=100).values():
+        deadline = time.time() + GROUP_SECONDS
+        while (not done.is_set() or len(consumer.assignment()) != 3) and time.time() < deadline:
+            for records in consumer.poll(timeout_ms=100).values():
                 consumed.extend(record.value.decode() for record in records)
-                member.commit()
+                consumer.commit()
+            if len(consumed) >= MESSAGES:
+                done.set()
+        sizes.append(len(consumer.assignment()))
+        settled.wait(GROUP_SECONDS)  # both still members when their shares are read
+        consumer.close(autocommit=False)
+
+    threads = [threading.Thread(target=member) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GROUP_SECONDS * 2)
     check(len(consumed) == MESSAGES, f"kafka-python {name} consumed {len(consumed)} of {MESSAGES}")
     check(len(set(consumed)) == MESSAGES, f"kafka-python {name} consumed a message twice")
-    sizes = sorted(len(member.assignment()) for member in members)
-    check(sizes == [3, 3], f"kafka-python {name} assignments {sizes}")
-    for member in members:
-        member.close(autocommit=False)
+    check(sorted(sizes) == [3, 3], f"kafka-python {name} assignments {sizes}")
 
 
 async def aiokafka_group(bootstrap: str) -> None:
