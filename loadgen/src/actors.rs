@@ -330,19 +330,32 @@ pub async fn consumer_actor(
         }
     };
     let _ = reports.send(Report::ConsumerReady);
-    let warmup_end = start + Duration::from_secs(settings.warmup_s);
     let warmup_ns = settings.warmup_s * 1_000_000_000;
     let counters = Rc::new(RefCell::new(Counters::new()));
     let done = Rc::new(std::cell::Cell::new(false));
-    let ticks = glommio::spawn_local(ticker(
-        ActorKind::Consumer,
-        start,
-        warmup_end,
-        counters.clone(),
-        done.clone(),
-        reports.clone(),
-    ));
+    // The intervals start when the producers do, on their clock: a group member's join can
+    // take seconds (the broker's initial rebalance delay), which would otherwise shift its
+    // seconds against the producers'. Until then the consumer keeps polling, so that it takes
+    // part in the rebalances of members joining after it.
+    let mut ticks = None;
     while !stop.load(Ordering::Relaxed) {
+        if ticks.is_none() {
+            let producers_wall = producers_start_wall_nanos.load(Ordering::Relaxed);
+            let now_wall = wall_nanos();
+            if producers_wall <= now_wall {
+                let aligned = Instant::now()
+                    .checked_sub(Duration::from_nanos(now_wall - producers_wall))
+                    .unwrap_or(start);
+                ticks = Some(glommio::spawn_local(ticker(
+                    ActorKind::Consumer,
+                    aligned,
+                    aligned + Duration::from_secs(settings.warmup_s),
+                    counters.clone(),
+                    done.clone(),
+                    reports.clone(),
+                )));
+            }
+        }
         match reader.poll(100_000, Duration::from_millis(100)).await {
             Ok(records) => {
                 let now = wall_nanos();
@@ -372,7 +385,9 @@ pub async fn consumer_actor(
         }
     }
     done.set(true);
-    ticks.await;
+    if let Some(ticks) = ticks {
+        ticks.await;
+    }
     if let Reader::Group(member) = &reader {
         // Leaving hands the partitions on at once; a failure here changes no measurement.
         let _ = member.close().await;

@@ -125,3 +125,50 @@ fn bad_flags_are_refused() {
     let output = loadgen(&["--acks", "0", "--consumers", "1"]);
     assert!(!output.status.success());
 }
+
+#[test]
+fn group_consumers_share_the_topic_and_consume_everything() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let broker = streambus::broker::start(BrokerConfig {
+        data_dir: directory.path().join("data"),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        shards: 2,
+        io_memory_bytes_per_shard: 4 << 20,
+        ..BrokerConfig::default()
+    })
+    .expect("broker");
+    let bootstrap = broker.bootstrap.to_string();
+    let json = directory.path().join("group.json");
+    let output = loadgen(&[
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "grouped",
+        "--partitions",
+        "6",
+        "--consumers",
+        "3",
+        "--group",
+        "loadgen-smoke",
+        "--rate",
+        "2000",
+        "--duration",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json"))
+        .expect("the report parses");
+    let acknowledged = number(&report, "produce.messages");
+    assert!(acknowledged >= 3_000.0, "{report}");
+    assert_eq!(
+        acknowledged,
+        number(&report, "consume.messages"),
+        "the group's three members together read every message once"
+    );
+    assert_eq!(number(&report, "errors"), 0.0);
+    assert_eq!(report["params"]["group"], "loadgen-smoke", "{report}");
+}
