@@ -538,3 +538,55 @@ fn a_stopping_broker_answers_a_waiting_join_and_exits() {
         "the waiting member is sent to find the coordinator again"
     );
 }
+
+#[test]
+fn oversized_member_metadata_and_assignments_are_refused() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[groups]\ngroup_initial_rebalance_delay_ms = 0\ngroup_member_metadata_bytes_max = 1024\n",
+    )
+    .unwrap();
+    let broker = Broker::start(&data, 2, &["--config", config.to_str().unwrap()]);
+    let group = "oversized";
+    let (address, _) = coordinator(&broker, group);
+    let mut connection = RawConnection::connect(address);
+    let mut request = join(group, "", None, &["range"]);
+    request.protocols[0].metadata = Bytes::from(vec![7u8; 2048]);
+    let refused: JoinGroupResponse = connection.call(ApiKey::JoinGroup, 9, &request);
+    assert_eq!(
+        refused.error_code,
+        code(ResponseError::InvalidRequest),
+        "metadata over group_member_metadata_bytes_max"
+    );
+    // A refused join leaves no group behind.
+    let described: DescribeGroupsResponse = connection.call(
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![group_id(group)]),
+    );
+    assert_eq!(described.groups[0].group_state.as_str(), "Dead");
+    // A leader's assignment over the limit is refused; the group can still be synced.
+    let (mut leader, leader_id, generation) = join_alone(address, group);
+    let too_big = vec![1u8; 2048];
+    let refused = sync(
+        &mut leader,
+        group,
+        generation,
+        &leader_id,
+        &[(&leader_id, &too_big)],
+    );
+    assert_eq!(refused.error_code, code(ResponseError::InvalidRequest));
+    let synced = sync(
+        &mut leader,
+        group,
+        generation,
+        &leader_id,
+        &[(&leader_id, b"fits")],
+    );
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment.as_ref(), b"fits");
+    assert!(!broker.log().contains("panicked"));
+}
