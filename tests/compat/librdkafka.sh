@@ -146,6 +146,12 @@ start_broker() {
 metadata.broker.list=$bootstrap
 # Topics of one run never collide with another's.
 test.topic.random=true
+# librdkafka's own CI runs its suite with the timeout multiplier raised by 2 (test.c adds 2
+# when CI is set): some limits are tight by design, e.g. 0059's binary search costs about 1 s a
+# step on any broker (fetch.queue.backoff.ms after each seek) against a 10 s limit, and failed
+# at random on a 2-core CI machine. The multiplier scales timeouts only, not the waits tests
+# make on purpose.
+test.timeout.multiplier=3
 CONF
   export TEST_SCENARIO="$scenario"
 }
