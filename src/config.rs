@@ -390,6 +390,20 @@ impl BrokerConfig {
                 ),
             );
         }
+        if self.groups.consumer_group_heartbeat_interval_ms
+            >= self.groups.consumer_group_session_timeout_ms
+        {
+            // Kafka's rule: a member told to heartbeat less often than its session lasts
+            // would be expired between heartbeats.
+            return invalid(
+                "groups.consumer_group_heartbeat_interval_ms",
+                format!(
+                    "{} is not below groups.consumer_group_session_timeout_ms ({})",
+                    self.groups.consumer_group_heartbeat_interval_ms,
+                    self.groups.consumer_group_session_timeout_ms
+                ),
+            );
+        }
         if self.io_memory_bytes_per_shard < (1 << 20) {
             return invalid(
                 "io_memory_bytes_per_shard",

@@ -467,34 +467,3 @@ fn describe(broker: &Broker, group: &str) -> BTreeMap<String, usize> {
         .map(|group| (group.group_state.to_string(), group.members.len()))
         .collect()
 }
-
-#[test]
-fn a_kip_848_consumer_fails_at_once_with_a_clear_error() {
-    let dir = tempdir();
-    let broker = start_broker(&dir.path().join("data"), "");
-    new_topic(&broker, "next-protocol", 2);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap_servers())
-        .set("group.id", "next-protocol-group")
-        .set("group.protocol", "consumer")
-        .create()
-        .expect("create consumer");
-    consumer.subscribe(&["next-protocol"]).expect("subscribe");
-    let started = Instant::now();
-    let error = loop {
-        if let Some(Err(error)) = consumer.poll(Duration::from_millis(100)) {
-            break error;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a group.protocol=consumer member waited without an error"
-        );
-    };
-    // The fatal error the application sees: the broker does not run this protocol.
-    assert_eq!(
-        error.rdkafka_error_code(),
-        Some(rdkafka::types::RDKafkaErrorCode::UnsupportedVersion),
-        "{error}"
-    );
-    assert!(error.to_string().contains("Fatal"), "{error}");
-}

@@ -111,6 +111,7 @@ pub(super) async fn run_shard(setup: ShardSetup) -> Result<(), String> {
     // Requests waiting in JoinGroup or SyncGroup are answered now (NOT_COORDINATOR), so that
     // the drain below does not wait out their rebalance timeouts.
     context.groups.unload();
+    context.consumer_groups.unload();
     let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX);
     while context.connection_count() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
@@ -177,11 +178,19 @@ async fn offsets_expiry_loop(context: Rc<ShardContext>) {
     periodically(context, period, |context| async move {
         let now_ms = crate::group::now_ms();
         let groups = context.groups.clone();
+        let consumer_groups = context.consumer_groups.clone();
         context
             .offsets
-            .expire(now_ms, |group| groups.retention_hold(group))
+            .expire(now_ms, |group| {
+                // A name is held by one protocol's group at a time.
+                match groups.retention_hold(group) {
+                    crate::group::RetentionHold::Unknown => consumer_groups.retention_hold(group),
+                    hold => hold,
+                }
+            })
             .await;
         groups.forget_empty_groups(|group| context.offsets.has_group(group));
+        consumer_groups.forget_empty_groups(|group| context.offsets.has_group(group));
     })
     .await;
 }

@@ -46,6 +46,22 @@ pub const GROUP_MEMBER_METADATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
 /// the bound on membership's memory.
 pub const GROUP_STATE_BYTES_PER_SHARD_MAX_DEFAULT: usize = 256 << 20;
 
+/// Kafka's `group.consumer.session.timeout.ms`: a member of a consumer-protocol group
+/// (KIP-848) that has not heartbeated for this long is removed. The broker sets it, not the
+/// member.
+pub const CONSUMER_GROUP_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
+/// Kafka's `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members are
+/// told to heartbeat. A member learns of a new assignment at its next heartbeat, so this is
+/// also about how long a rebalance step waits.
+pub const CONSUMER_GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// Topic partitions one consumer-protocol group's subscriptions may cover: the bound on the
+/// target assignment and on the ownership map of one group.
+pub const CONSUMER_GROUP_PARTITIONS_MAX_DEFAULT: usize = 100_000;
+/// The longest topic regex (KIP-848 v1) a member may subscribe with, in bytes.
+pub const CONSUMER_GROUP_REGEX_BYTES_MAX_DEFAULT: usize = 4096;
+/// Topic names one member may subscribe to.
+pub const CONSUMER_GROUP_SUBSCRIBED_TOPICS_MAX_DEFAULT: usize = 10_000;
+
 /// Group coordination settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +94,16 @@ pub struct GroupSettings {
     pub group_member_metadata_bytes_max: usize,
     /// Bytes of member metadata and assignments one shard may hold.
     pub group_state_bytes_per_shard_max: usize,
+    /// Session timeout of consumer-protocol (KIP-848) members.
+    pub consumer_group_session_timeout_ms: u64,
+    /// Heartbeat interval consumer-protocol members are given.
+    pub consumer_group_heartbeat_interval_ms: u64,
+    /// Topic partitions one consumer-protocol group may be assigned.
+    pub consumer_group_partitions_max: usize,
+    /// Bytes of one member's topic regex.
+    pub consumer_group_regex_bytes_max: usize,
+    /// Topic names one member may subscribe to.
+    pub consumer_group_subscribed_topics_max: usize,
 }
 
 impl Default for GroupSettings {
@@ -97,13 +123,18 @@ impl Default for GroupSettings {
             group_members_per_shard_max: GROUP_MEMBERS_PER_SHARD_MAX_DEFAULT,
             group_member_metadata_bytes_max: GROUP_MEMBER_METADATA_BYTES_MAX_DEFAULT,
             group_state_bytes_per_shard_max: GROUP_STATE_BYTES_PER_SHARD_MAX_DEFAULT,
+            consumer_group_session_timeout_ms: CONSUMER_GROUP_SESSION_TIMEOUT_MS_DEFAULT,
+            consumer_group_heartbeat_interval_ms: CONSUMER_GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            consumer_group_partitions_max: CONSUMER_GROUP_PARTITIONS_MAX_DEFAULT,
+            consumer_group_regex_bytes_max: CONSUMER_GROUP_REGEX_BYTES_MAX_DEFAULT,
+            consumer_group_subscribed_topics_max: CONSUMER_GROUP_SUBSCRIBED_TOPICS_MAX_DEFAULT,
         }
     }
 }
 
 impl GroupSettings {
     /// The settings that must be positive, by name, for the broker's validation.
-    pub fn positive_settings(&self) -> [(&'static str, u64); 11] {
+    pub fn positive_settings(&self) -> [(&'static str, u64); 16] {
         [
             ("groups.offsets_retention_ms", self.offsets_retention_ms),
             (
@@ -142,6 +173,26 @@ impl GroupSettings {
             (
                 "groups.group_state_bytes_per_shard_max",
                 self.group_state_bytes_per_shard_max as u64,
+            ),
+            (
+                "groups.consumer_group_session_timeout_ms",
+                self.consumer_group_session_timeout_ms,
+            ),
+            (
+                "groups.consumer_group_heartbeat_interval_ms",
+                self.consumer_group_heartbeat_interval_ms,
+            ),
+            (
+                "groups.consumer_group_partitions_max",
+                self.consumer_group_partitions_max as u64,
+            ),
+            (
+                "groups.consumer_group_regex_bytes_max",
+                self.consumer_group_regex_bytes_max as u64,
+            ),
+            (
+                "groups.consumer_group_subscribed_topics_max",
+                self.consumer_group_subscribed_topics_max as u64,
             ),
         ]
     }

@@ -28,7 +28,7 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
 }
 
 /// Every API StreamBus answers, in API-key order.
-pub const SUPPORTED_APIS: [ApiVersionRange; 22] = [
+pub const SUPPORTED_APIS: [ApiVersionRange; 23] = [
     range(ApiKey::Produce, 3, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 6),
@@ -52,9 +52,9 @@ pub const SUPPORTED_APIS: [ApiVersionRange; 22] = [
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
-    // Refused with UNSUPPORTED_VERSION and a message, so that KIP-848 consumers fail at once
-    // instead of retrying silently forever: see its handler.
+    // The consumer group protocol (KIP-848).
     range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    range(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported range of an API, if StreamBus implements it.

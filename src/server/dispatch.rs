@@ -61,7 +61,10 @@ pub async fn dispatch(
         ApiKey::Heartbeat => handlers::heartbeat::handle(context, &request).map(Some),
         ApiKey::LeaveGroup => handlers::leave_group::handle(context, &request).map(Some),
         ApiKey::ConsumerGroupHeartbeat => {
-            handlers::consumer_group_heartbeat::handle(context, &request).map(Some)
+            handlers::consumer_group_heartbeat::handle(context, &request, peer).map(Some)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            handlers::consumer_group_describe::handle(context, &request).map(Some)
         }
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {

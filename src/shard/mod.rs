@@ -78,6 +78,8 @@ pub struct ShardContext {
     pub offsets: Rc<crate::group::OffsetStore>,
     /// The classic groups this shard coordinates (membership).
     pub groups: Rc<crate::group::GroupCoordinator>,
+    /// The consumer-protocol (KIP-848) groups this shard coordinates.
+    pub consumer_groups: Rc<crate::group::ConsumerGroupCoordinator>,
     /// Set when the broker is stopping.
     pub shutdown: Rc<Event>,
     /// Set once the first metadata snapshot is applied.
@@ -107,6 +109,9 @@ impl ShardContext {
             budget,
             control,
             groups: crate::group::GroupCoordinator::new(offsets.settings().clone()),
+            consumer_groups: crate::group::ConsumerGroupCoordinator::new(
+                offsets.settings().clone(),
+            ),
             offsets,
             shutdown: Rc::new(Event::default()),
             metadata_ready: Rc::new(Event::default()),

@@ -23,15 +23,22 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
         let group = group_id.as_str();
         let error = if !store.coordinates(group) {
             Some(ResponseError::NotCoordinator)
-        } else if context.groups.has_members(group) {
+        } else if context.groups.has_members(group) || context.consumer_groups.has_members(group) {
             Some(ResponseError::NonEmptyGroup)
-        } else if !store.has_group(group) && !context.groups.knows(group) {
+        } else if !store.has_group(group)
+            && !context.groups.knows(group)
+            && !context.consumer_groups.knows(group)
+        {
             Some(ResponseError::GroupIdNotFound)
         } else {
             match store.delete_group(group, now_ms()).await {
                 // A member may have joined while the tombstones were written: it keeps the
                 // group (with no offsets), as a group created after the delete would.
-                Ok(()) => context.groups.remove_empty(group).err(),
+                Ok(()) => context
+                    .groups
+                    .remove_empty(group)
+                    .and_then(|()| context.consumer_groups.remove_empty(group))
+                    .err(),
                 Err(error) => {
                     warn!(group, %error, "deleting a group's offsets failed");
                     Some(ResponseError::KafkaStorageError)

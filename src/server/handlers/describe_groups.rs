@@ -62,6 +62,20 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
                             .collect(),
                     );
             }
+            if context.consumer_groups.knows(group) {
+                // A consumer-protocol group is described by ConsumerGroupDescribe, as Kafka 4
+                // answers.
+                let described = described.with_group_state(str_bytes(GROUP_STATE_DEAD));
+                return if request.api_version >= GROUP_ID_NOT_FOUND_VERSION_MIN {
+                    described
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "Group {group} is not a classic group."
+                        ))))
+                } else {
+                    described
+                };
+            }
             if store.has_group(group) {
                 described.with_group_state(str_bytes(GroupState::Empty.name()))
             } else if request.api_version >= GROUP_ID_NOT_FOUND_VERSION_MIN {

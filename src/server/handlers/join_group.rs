@@ -46,7 +46,13 @@ pub async fn handle(
         JoinOutcome::refused(ResponseError::InvalidGroupId, &body.member_id)
     } else if !context.offsets.coordinates(&group_id) {
         JoinOutcome::refused(ResponseError::NotCoordinator, &body.member_id)
+    } else if context.consumer_groups.has_members(&group_id) {
+        // A consumer-protocol (KIP-848) group holds the name: the two protocols do not share
+        // a group, as Kafka answers when it does not migrate between them.
+        JoinOutcome::refused(ResponseError::InconsistentGroupProtocol, &body.member_id)
     } else {
+        // An empty consumer-protocol group gives its name up to the classic group.
+        let _ = context.consumer_groups.remove_empty(&group_id);
         let rebalance_timeout_ms = if request.api_version >= REBALANCE_TIMEOUT_VERSION_MIN {
             body.rebalance_timeout_ms
         } else {

@@ -1,7 +1,8 @@
 //! ListGroups v0-v5: the groups this shard coordinates (an admin client asks every broker and
 //! joins the answers): those with members or recently emptied, in their state, and those known
-//! only by committed offsets, Empty. All are of type classic. The states (v4+) and types (v5+)
-//! filters apply, compared without case as Kafka does.
+//! only by committed offsets, Empty. Classic groups are of type classic, consumer-protocol
+//! (KIP-848) groups of type consumer, in their states (Empty, Assigning, Reconciling, Stable).
+//! The states (v4+) and types (v5+) filters apply, compared without case as Kafka does.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 
-use crate::group::{GroupState, GROUP_TYPE_CLASSIC};
+use crate::group::{GroupState, GROUP_TYPE_CLASSIC, GROUP_TYPE_CONSUMER};
 use crate::protocol::header::{decode_body, Request};
 use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
@@ -36,21 +37,36 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
     for (group, state, protocol_type) in context.groups.list() {
         known.insert(group, (state, protocol_type));
     }
-    let groups = if passes(&body.types_filter, GROUP_TYPE_CLASSIC) {
-        known
-            .into_iter()
-            .filter(|(_, (state, _))| passes(&body.states_filter, state.name()))
-            .map(|(group, (state, protocol_type))| {
-                ListedGroup::default()
-                    .with_group_id(GroupId(str_bytes(group)))
-                    .with_protocol_type(str_bytes(protocol_type))
-                    .with_group_state(str_bytes(state.name()))
-                    .with_group_type(str_bytes(GROUP_TYPE_CLASSIC))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Name → (state, protocol type, group type).
+    let mut listed: BTreeMap<String, (&'static str, String, &'static str)> = known
+        .into_iter()
+        .map(|(group, (state, protocol_type))| {
+            (group, (state.name(), protocol_type, GROUP_TYPE_CLASSIC))
+        })
+        .collect();
+    for (group, state) in context.consumer_groups.list() {
+        listed.insert(
+            group,
+            (
+                state.name(),
+                GROUP_TYPE_CONSUMER.to_string(),
+                GROUP_TYPE_CONSUMER,
+            ),
+        );
+    }
+    let groups = listed
+        .into_iter()
+        .filter(|(_, (state, _, group_type))| {
+            passes(&body.states_filter, state) && passes(&body.types_filter, group_type)
+        })
+        .map(|(group, (state, protocol_type, group_type))| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(group)))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_group_state(str_bytes(state))
+                .with_group_type(str_bytes(group_type))
+        })
+        .collect();
     encode_response(
         ApiKey::ListGroups,
         request.api_version,

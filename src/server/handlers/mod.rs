@@ -2,6 +2,7 @@
 //! work on this shard (or asks the controller), and encodes its response.
 
 pub mod api_versions;
+pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;

@@ -7,7 +7,12 @@
 //! without members; a member commits with its member id and the current generation, and not
 //! while the group waits for the leader's assignment (REBALANCE_IN_PROGRESS).
 //!
+//! A consumer-protocol (KIP-848) group follows its own rules
+//! ([`ConsumerGroupCoordinator::validate_commit`]): a member commits at its member epoch
+//! (STALE_MEMBER_EPOCH otherwise), with v9 or later.
+//!
 //! [`GroupCoordinator::validate_commit`]: crate::group::GroupCoordinator::validate_commit
+//! [`ConsumerGroupCoordinator::validate_commit`]: crate::group::ConsumerGroupCoordinator::validate_commit
 
 use bytes::BytesMut;
 use kafka_protocol::messages::offset_commit_response::{
@@ -35,6 +40,16 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
         Some(ResponseError::InvalidGroupId)
     } else if !store.coordinates(group) {
         Some(ResponseError::NotCoordinator)
+    } else if context.consumer_groups.knows(group) {
+        context
+            .consumer_groups
+            .validate_commit(
+                group,
+                body.member_id.as_str(),
+                body.generation_id_or_member_epoch,
+                request.api_version,
+            )
+            .err()
     } else {
         context
             .groups

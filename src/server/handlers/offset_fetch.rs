@@ -82,7 +82,17 @@ pub fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, Pro
             .iter()
             .map(|group| {
                 let group_id = group.group_id.as_str();
-                let error = group_error(context, group_id);
+                // v9+: a consumer-protocol member fetches at its epoch (KIP-848).
+                let error = group_error(context, group_id).or_else(|| {
+                    context
+                        .consumer_groups
+                        .validate_fetch(
+                            group_id,
+                            group.member_id.as_deref().unwrap_or_default(),
+                            group.member_epoch,
+                        )
+                        .err()
+                });
                 let topics = if error.is_some() {
                     Vec::new()
                 } else {
