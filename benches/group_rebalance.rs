@@ -1,12 +1,16 @@
 //! Consumer groups with librdkafka members (the `rdkafka` crate): how long a rebalance of a
-//! 10-member classic group takes when an 11th member joins and when one leaves, and the
-//! consume throughput of a 3-member group against one `assign()`ed consumer reading the same
-//! topic in the same run. A benchmark, not a test.
+//! 10-member group takes when an 11th member joins and when one leaves, under the classic
+//! protocol and under KIP-848 (`group.protocol=consumer`) in the same run, and the consume
+//! throughput of a 3-member group against one `assign()`ed consumer reading the same topic.
+//! A benchmark, not a test.
 //!
 //! A rebalance is timed from the joining member's `subscribe()` (or the leaving member's
 //! `close()`) until every member holds its new assignment and the assignments cover every
 //! partition once. librdkafka learns of a rebalance from its next heartbeat, so the figure
-//! includes up to one `heartbeat.interval.ms` (set here to `GROUP_BENCH_HEARTBEAT_MS`).
+//! includes up to one `heartbeat.interval.ms` (set here to `GROUP_BENCH_HEARTBEAT_MS`; for
+//! KIP-848 members the broker's `consumer_group_heartbeat_interval_ms`, set to the same).
+//! A KIP-848 rebalance takes several heartbeats (revoke, acknowledge, then the new owner
+//! learns), but members that keep their partitions never stop consuming.
 //!
 //! `cargo bench --bench group_rebalance`; environment:
 //! - `GROUP_BENCH_ROUNDS` (5): rebalances of each kind; the median is reported
@@ -42,9 +46,12 @@ fn main() {
     let rounds = env_or("GROUP_BENCH_ROUNDS", 5);
     let heartbeat_ms = env_or("GROUP_BENCH_HEARTBEAT_MS", 100);
     let messages = env_or("GROUP_BENCH_MESSAGES", 200_000);
-    let broker = std::env::var("GROUP_BENCH_BOOTSTRAP")
-        .is_err()
-        .then(|| BrokerProcess::start(env_or("BROKER_BENCH_SHARDS", 2)));
+    let broker = std::env::var("GROUP_BENCH_BOOTSTRAP").is_err().then(|| {
+        BrokerProcess::start_with_config(
+            env_or("BROKER_BENCH_SHARDS", 2),
+            &format!("[groups]\nconsumer_group_heartbeat_interval_ms = {heartbeat_ms}\n"),
+        )
+    });
     let bootstrap = std::env::var("GROUP_BENCH_BOOTSTRAP")
         .unwrap_or_else(|_| broker.as_ref().expect("broker").bootstrap.clone());
     let run = format!("{}", std::process::id());
@@ -53,15 +60,17 @@ fn main() {
     println!(
         "group_rebalance: {MEMBERS} members, {PARTITIONS} partitions, heartbeat {heartbeat_ms} ms, {rounds} rounds"
     );
-    let (joins, leaves) = rebalances(&bootstrap, &topic, &run, heartbeat_ms, rounds);
-    println!(
-        "  one member joins: median {:.0} ms (all: {joins:.0?})",
-        median(&joins)
-    );
-    println!(
-        "  one member leaves: median {:.0} ms (all: {leaves:.0?})",
-        median(&leaves)
-    );
+    for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+        let (joins, leaves) = rebalances(&bootstrap, &topic, &run, heartbeat_ms, rounds, protocol);
+        println!(
+            "  {protocol:?}: one member joins: median {:.0} ms (all: {joins:.0?})",
+            median(&joins)
+        );
+        println!(
+            "  {protocol:?}: one member leaves: median {:.0} ms (all: {leaves:.0?})",
+            median(&leaves)
+        );
+    }
     let topic = format!("throughput-{run}");
     create_topic(&bootstrap, &topic, THROUGHPUT_PARTITIONS);
     produce(&bootstrap, &topic, messages);
@@ -132,15 +141,35 @@ fn produce(bootstrap: &str, topic: &str, messages: usize) {
     producer.flush(Duration::from_secs(120)).expect("flush");
 }
 
-fn member(bootstrap: &str, group: &str, topic: &str, heartbeat_ms: usize) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// The group protocol members speak.
+#[derive(Debug, Clone, Copy)]
+enum GroupProtocol {
+    /// JoinGroup/SyncGroup, client-side assignment.
+    Classic,
+    /// KIP-848 ConsumerGroupHeartbeat, server-side assignment.
+    Consumer,
+}
+
+fn member(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    heartbeat_ms: usize,
+    protocol: GroupProtocol,
+) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", heartbeat_ms.to_string())
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+        .set("enable.auto.commit", "false");
+    match protocol {
+        GroupProtocol::Classic => config
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", heartbeat_ms.to_string()),
+        // The broker sets the session and heartbeat of KIP-848 members.
+        GroupProtocol::Consumer => config.set("group.protocol", "consumer"),
+    };
+    let consumer: BaseConsumer = config.create().expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     consumer
 }
@@ -179,15 +208,16 @@ fn rebalances(
     run: &str,
     heartbeat_ms: usize,
     rounds: usize,
+    protocol: GroupProtocol,
 ) -> (Vec<f64>, Vec<f64>) {
-    let group = format!("rebalance-group-{run}");
+    let group = format!("rebalance-group-{run}-{protocol:?}");
     let mut members: Vec<BaseConsumer> = (0..MEMBERS)
-        .map(|_| member(bootstrap, &group, topic, heartbeat_ms))
+        .map(|_| member(bootstrap, &group, topic, heartbeat_ms, protocol))
         .collect();
     wait_balanced(&members);
     let (mut joins, mut leaves) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        members.push(member(bootstrap, &group, topic, heartbeat_ms));
+        members.push(member(bootstrap, &group, topic, heartbeat_ms, protocol));
         joins.push(wait_balanced(&members).as_secs_f64() * 1000.0);
         let leaving = members.pop().expect("a member");
         let started = Instant::now();

@@ -24,7 +24,14 @@ pub fn env_or(name: &str, default: usize) -> usize {
 impl BrokerProcess {
     /// Starts `BROKER_BENCH_BINARY` (default: this build's) with `shards` shards, under
     /// `BROKER_BENCH_DIR` (default: the target directory).
+    // Each bench includes this file on its own; not every bench starts a broker this way.
+    #[allow(dead_code)]
     pub fn start(shards: usize) -> Self {
+        Self::start_with_config(shards, "")
+    }
+
+    /// Starts it as [`BrokerProcess::start`] does, with `config` as its TOML configuration.
+    pub fn start_with_config(shards: usize, config: &str) -> Self {
         let parent = std::env::var_os("BROKER_BENCH_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
@@ -33,7 +40,11 @@ impl BrokerProcess {
         let binary = std::env::var_os("BROKER_BENCH_BINARY")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_streambus")));
+        let config_path = directory.path().join("broker.toml");
+        std::fs::write(&config_path, config).expect("write the broker config");
         let mut child = Command::new(binary)
+            .arg("--config")
+            .arg(&config_path)
             .arg("--data-dir")
             .arg(directory.path().join("data"))
             .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])

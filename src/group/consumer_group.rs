@@ -483,3 +483,197 @@ impl ConsumerGroup {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cluster::{TopicConfigs, TopicMetadata};
+    use crate::group::consumer_member::Subscription;
+
+    const TOPIC: u128 = 7;
+
+    fn metadata(partitions: usize) -> ClusterMetadata {
+        let mut metadata = ClusterMetadata::new("cluster".into(), 1);
+        metadata.topics.insert(
+            "t".into(),
+            TopicMetadata {
+                topic_id: TOPIC,
+                partition_shards: vec![0; partitions],
+                configs: TopicConfigs::default(),
+            },
+        );
+        metadata
+    }
+
+    fn member(id: &str) -> ConsumerMember {
+        ConsumerMember {
+            member_id: id.into(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            member_epoch: 0,
+            previous_member_epoch: 0,
+            state: ReconcileState::Stable,
+            assigned: TopicPartitions::new(),
+            pending_revocation: TopicPartitions::new(),
+            subscription: Subscription {
+                topic_names: vec!["t".into()],
+                regex_source: None,
+                regex: None,
+            },
+            server_assignor: None,
+            rebalance_timeout: Duration::from_secs(30),
+            last_heartbeat: Instant::now(),
+            revocation_deadline: None,
+            departed: false,
+            join_order: 0,
+        }
+    }
+
+    fn partitions(group: &ConsumerGroup, id: &str) -> Vec<i32> {
+        group
+            .member(id)
+            .expect("member")
+            .assigned
+            .iter()
+            .map(|(_, partition)| partition)
+            .collect()
+    }
+
+    /// No partition is ever assigned to two members, whatever order heartbeats come in.
+    fn assert_exclusive(group: &ConsumerGroup) {
+        let mut seen = TopicPartitions::new();
+        for member in group.members() {
+            for (topic, partition) in member.held() {
+                assert!(seen.insert(topic, partition), "{partition} held twice");
+            }
+        }
+    }
+
+    #[test]
+    fn a_partition_changes_hands_only_after_revocation() {
+        let metadata = metadata(4);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new(1, 0);
+        group.add_member(member("a"));
+        group.refresh_assignment(&metadata, None, 100);
+        let first = group
+            .reconcile("a", Some(&TopicPartitions::new()), now)
+            .unwrap();
+        assert_eq!(first.member_epoch, 1);
+        assert_eq!(partitions(&group, "a"), vec![0, 1, 2, 3]);
+
+        group.add_member(member("b"));
+        group.refresh_assignment(&metadata, None, 100);
+        assert_eq!(group.state(), ConsumerGroupState::Reconciling);
+        let b = group
+            .reconcile("b", Some(&TopicPartitions::new()), now)
+            .unwrap();
+        assert_eq!(b.member_epoch, 2);
+        assert!(partitions(&group, "b").is_empty(), "a still holds them");
+        assert_exclusive(&group);
+
+        // a is told to revoke and stays at epoch 1.
+        let a = group.reconcile("a", None, now).unwrap();
+        assert!(a.changed);
+        assert_eq!(a.member_epoch, 1);
+        assert_eq!(
+            group.member("a").unwrap().state,
+            ReconcileState::UnrevokedPartitions
+        );
+        assert_exclusive(&group);
+        // A stale heartbeat of b gets nothing yet.
+        group.reconcile("b", None, now).unwrap();
+        assert!(partitions(&group, "b").is_empty());
+        // a reports it still owns everything: nothing moves.
+        let all = TopicPartitions::from_pairs([(TOPIC, vec![0, 1, 2, 3])]);
+        assert!(!group.reconcile("a", Some(&all), now).unwrap().changed);
+        // a reports the revocation: it moves to epoch 2, and b gets the rest.
+        let kept = group.member("a").unwrap().assigned.clone();
+        assert_eq!(
+            group.reconcile("a", Some(&kept), now).unwrap().member_epoch,
+            2
+        );
+        let b = group.reconcile("b", None, now).unwrap();
+        assert!(b.changed);
+        assert_eq!(partitions(&group, "b").len(), 2);
+        assert_exclusive(&group);
+        assert_eq!(group.state(), ConsumerGroupState::Stable);
+    }
+
+    #[test]
+    fn epochs_are_checked_as_kafka_does() {
+        let metadata = metadata(2);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new(1, 0);
+        group.add_member(member("a"));
+        group.refresh_assignment(&metadata, None, 100);
+        group.reconcile("a", Some(&TopicPartitions::new()), now);
+        assert_eq!(group.check_epoch("a", 1, None), Ok(()));
+        assert_eq!(
+            group.check_epoch("a", 2, None),
+            Err(ResponseError::FencedMemberEpoch)
+        );
+        assert_eq!(
+            group.check_epoch("nobody", 1, None),
+            Err(ResponseError::UnknownMemberId)
+        );
+        // The previous epoch passes only with owned partitions inside the assignment (the
+        // answer that moved the member on was lost).
+        let owned = group.member("a").unwrap().assigned.clone();
+        assert_eq!(group.check_epoch("a", 0, Some(&owned)), Ok(()));
+        assert_eq!(
+            group.check_epoch("a", 0, None),
+            Err(ResponseError::FencedMemberEpoch)
+        );
+        assert_eq!(group.validate_commit("a", 1), Ok(()));
+        assert_eq!(
+            group.validate_commit("a", 0),
+            Err(ResponseError::StaleMemberEpoch)
+        );
+    }
+
+    #[test]
+    fn a_removed_member_releases_its_partitions_and_new_topics_bump_the_epoch() {
+        let mut metadata = metadata(2);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new(1, 0);
+        group.add_member(member("a"));
+        group.add_member(member("b"));
+        group.refresh_assignment(&metadata, None, 100);
+        group.reconcile("a", Some(&TopicPartitions::new()), now);
+        group.reconcile("b", Some(&TopicPartitions::new()), now);
+        assert_eq!(
+            partitions(&group, "a").len() + partitions(&group, "b").len(),
+            2
+        );
+        group.remove_member("b", 5);
+        group.refresh_assignment(&metadata, None, 100);
+        group.reconcile("a", None, now);
+        assert_eq!(partitions(&group, "a"), vec![0, 1]);
+        let epoch = group.group_epoch();
+        // The topic grows: the group epoch rises and the new partition is assigned.
+        metadata.version += 1;
+        metadata
+            .topics
+            .get_mut("t")
+            .unwrap()
+            .partition_shards
+            .push(0);
+        group.refresh_assignment(&metadata, None, 100);
+        assert_eq!(group.group_epoch(), epoch + 1);
+        group.reconcile("a", None, now);
+        assert_eq!(partitions(&group, "a"), vec![0, 1, 2]);
+        // The partitions cap leaves topics out instead of growing without bound.
+        metadata.version += 1;
+        group.refresh_assignment(&metadata, None, 2);
+        group.reconcile("a", None, now);
+        assert!(partitions(&group, "a").len() <= 2);
+        group.remove_member("a", 9);
+        assert_eq!(group.state(), ConsumerGroupState::Empty);
+        assert_eq!(group.empty_since_ms, 9);
+    }
+}

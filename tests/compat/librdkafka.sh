@@ -12,10 +12,13 @@
 # Each test's output goes to target/librdkafka-suite-logs/NNNN.log (or $LIBRDKAFKA_SUITE_LOGS).
 #   TEST...           run these test numbers instead of the allowlist (e.g. 0041 0081);
 #                     add :full to run one without quick mode (-Q), :noautocreate to run it
-#                     against a broker with auto_create_topics off (e.g. 0107:noautocreate)
+#                     against a broker with auto_create_topics off (e.g. 0107:noautocreate),
+#                     :consumer to run its consumers with group.protocol=consumer (KIP-848)
 #
-# The allowlist holds one test number per line, optionally followed by `full` and/or
-# `noautocreate` (librdkafka's "noautocreate" scenario), then a comment.
+# The allowlist holds one test number per line, optionally followed by `full`, `noautocreate`
+# (librdkafka's "noautocreate" scenario) and/or `consumer` (TEST_CONSUMER_GROUP_PROTOCOL=consumer:
+# the suite's consumers use the KIP-848 protocol), then a comment. A number may be listed
+# twice, once with `consumer`, to run under both group protocols.
 #
 # Prints PASS/FAIL per test and a closing "N passed, N failed" line; exits non-zero if any
 # test failed. A test counts as passed only if librdkafka reports it PASSED and it did not
@@ -49,7 +52,7 @@ else
     entry="$number"
     for option in ${options%%#*}; do
       case "$option" in
-        full|noautocreate) entry="$entry:$option" ;;
+        full|noautocreate|consumer) entry="$entry:$option" ;;
         *) echo "librdkafka.sh: unknown option '$option' for $number in $list" >&2; exit 2 ;;
       esac
     done
@@ -174,6 +177,8 @@ for entry in "${ordered[@]}"; do
   [[ "$entry" == *:full* ]] && quick=""
   scenario=default
   [[ "$entry" == *:noautocreate* ]] && scenario=noautocreate
+  group_protocol=classic
+  [[ "$entry" == *:consumer* ]] && group_protocol=consumer
   if [ "$scenario" != "$broker_scenario" ]; then
     stop_broker
     start_broker "$scenario"
@@ -182,12 +187,16 @@ for entry in "${ordered[@]}"; do
     echo "FAIL $number (the broker is no longer running)"
     failed=$((failed + 1)); failed_tests+=("$number"); continue
   fi
-  log="$logs/$number.log"
-  report="$work/report-$number.json"
+  # A test run under both group protocols keeps one log per protocol.
+  label="$number"
+  [ "$group_protocol" = consumer ] && label="$number-consumer"
+  log="$logs/$label.log"
+  report="$work/report-$label.json"
   started=$(date +%s)
   status=0
   # -L: leave out the local-only variants (mock cluster, no broker) that share the number.
   (cd "$suite/tests" && TESTS="$number" TEST_REPORT="$report" \
+    TEST_CONSUMER_GROUP_PROTOCOL="$group_protocol" \
     timeout --kill-after=10 "$timeout_seconds" ./test-runner -L $quick -p1 >"$log" 2>&1) || status=$?
   elapsed=$(( $(date +%s) - started ))
   verdict=$(python3 - "$report" "$log" "$status" "$number" "${quick:-full}" "$root/$suite/tests" <<'PY'
@@ -238,9 +247,9 @@ else:
 PY
 )
   case "$verdict" in
-    ok*) echo "PASS $number (${elapsed}s) ${verdict#ok }"; passed=$((passed + 1)) ;;
-    *) echo "FAIL $number (${elapsed}s) $verdict; log: $logs/$number.log"
-       failed=$((failed + 1)); failed_tests+=("$number") ;;
+    ok*) echo "PASS $label (${elapsed}s) ${verdict#ok }"; passed=$((passed + 1)) ;;
+    *) echo "FAIL $label (${elapsed}s) $verdict; log: $log"
+       failed=$((failed + 1)); failed_tests+=("$label") ;;
   esac
 done
 
