@@ -243,8 +243,10 @@ impl ConsumerGroup {
         preferred: Option<ServerAssignor>,
         partitions_max: usize,
     ) {
+        // Resolved again when the metadata changed, or when members or subscriptions did (they
+        // bumped the group epoch).
         if self.resolved_version != Some(metadata.version)
-            || self.resolved.len() != self.members.len()
+            || self.group_epoch != self.assignment_epoch
         {
             let (resolved, topics) = self.resolve(metadata, partitions_max);
             if resolved != self.resolved || topics != self.topics {
@@ -633,6 +635,41 @@ mod tests {
         assert_eq!(
             group.validate_commit("a", 0),
             Err(ResponseError::StaleMemberEpoch)
+        );
+    }
+
+    #[test]
+    fn a_subscription_change_moves_the_member_to_its_new_topics() {
+        let mut metadata = metadata(2);
+        metadata.topics.insert(
+            "u".into(),
+            TopicMetadata {
+                topic_id: TOPIC + 1,
+                partition_shards: vec![0; 3],
+                configs: TopicConfigs::default(),
+            },
+        );
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new(1, 0);
+        group.add_member(member("a"));
+        group.refresh_assignment(&metadata, None, 100);
+        group.reconcile("a", Some(&TopicPartitions::new()), now);
+        assert_eq!(partitions(&group, "a"), vec![0, 1]);
+        // Same metadata, new subscription: the target follows it.
+        group.member_mut("a").unwrap().subscription.topic_names = vec!["u".into()];
+        group.bump_epoch();
+        group.refresh_assignment(&metadata, None, 100);
+        assert_eq!(
+            group.target_of("a"),
+            TopicPartitions::from_pairs([(TOPIC + 1, vec![0, 1, 2])])
+        );
+        group.reconcile("a", None, now);
+        let owned = group.member("a").unwrap().assigned.clone();
+        assert!(owned.is_empty(), "the old topic is revoked first");
+        group.reconcile("a", Some(&owned), now);
+        assert_eq!(
+            group.member("a").unwrap().assigned,
+            TopicPartitions::from_pairs([(TOPIC + 1, vec![0, 1, 2])])
         );
     }
 
