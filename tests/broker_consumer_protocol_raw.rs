@@ -307,14 +307,24 @@ fn epochs_are_fenced_and_bad_requests_get_their_errors() {
         join_request("fenced-group", "", &["fenced"]),
         ResponseError::InvalidRequest,
     );
+    // A join without its fields is what librdkafka's heartbeat timer sends between a leave
+    // and its rejoin: it is told to rejoin, not failed.
     expect(
         &mut connection,
         join_request("fenced-group", "n", &["fenced"]).with_rebalance_timeout_ms(-1),
-        ResponseError::InvalidRequest,
+        ResponseError::UnknownMemberId,
     );
     expect(
         &mut connection,
-        join_request("fenced-group", "n", &["fenced"]).with_topic_partitions(None),
+        join_request("fenced-group", "n", &["fenced"]).with_subscribed_topic_names(None),
+        ResponseError::UnknownMemberId,
+    );
+    expect(
+        &mut connection,
+        join_request("fenced-group", "n", &["fenced"])
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic_id(Uuid::from_u128(1))
+                .with_partitions(vec![0])])),
         ResponseError::InvalidRequest,
     );
     expect(
@@ -517,9 +527,19 @@ fn a_regex_subscription_follows_new_topics() {
             .with_subscribed_topic_regex(Some(text("logs-.*"))),
     );
     assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
-    let assignment = joined.assignment.expect("assignment");
+    // As in Kafka, a new regex is matched in the background: the join gets the named topics
+    // (none here), and the next heartbeat the matched ones.
+    assert_eq!(partitions_of(&joined), Some(BTreeSet::new()));
+    let matched = call(
+        &mut connection,
+        &heartbeat_request("regex-group", "m", joined.member_epoch, Some(&[])),
+    );
+    assert_eq!(matched.error_code, 0);
+    assert!(matched.member_epoch > joined.member_epoch);
+    let assignment = matched.assignment.clone().expect("assignment");
     assert_eq!(assignment.topic_partitions.len(), 1);
     assert_eq!(assignment.topic_partitions[0].topic_id, first);
+    let joined = matched;
     // The regex matches whole names only.
     new_topic(&broker, "not-logs-b", 2);
     let second = new_topic(&broker, "logs-c", 3);

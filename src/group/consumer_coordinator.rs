@@ -315,7 +315,16 @@ impl ConsumerGroupCoordinator {
         if self.unloaded.get() {
             return Err(HeartbeatRefusal::bare(ResponseError::NotCoordinator));
         }
-        let parsed = self.check(&request)?;
+        let parsed = self.check(&request).inspect_err(|refusal| {
+            info!(
+                group = request.group_id,
+                member_id = request.member_id,
+                member_epoch = request.member_epoch,
+                error = ?refusal.error,
+                message = refusal.message.as_deref().unwrap_or_default(),
+                "ConsumerGroupHeartbeat refused"
+            );
+        })?;
         let group_id = request.group_id.clone();
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
@@ -390,15 +399,29 @@ impl ConsumerGroupCoordinator {
         }
         match request.member_epoch {
             0 => {
+                let incomplete = request.rebalance_timeout_ms <= 0
+                    || (request.subscribed_topic_names.is_none()
+                        && request.subscribed_topic_regex.is_none());
+                if incomplete && !request.member_id.is_empty() {
+                    // Kafka answers INVALID_REQUEST, which librdkafka treats as fatal. But
+                    // librdkafka sends exactly this (epoch 0, no fields) when its heartbeat
+                    // timer fires between a leave and its rejoin (it clamps epoch -1 to 0), as
+                    // the suite's 0089 does against a fast coordinator. UNKNOWN_MEMBER_ID makes
+                    // it rejoin with the full request instead of dying.
+                    return Err(HeartbeatRefusal::new(
+                        ResponseError::UnknownMemberId,
+                        "a join (epoch 0) must carry RebalanceTimeoutMs and a subscription: rejoin",
+                    ));
+                }
                 if request.rebalance_timeout_ms <= 0 {
                     return Err(invalid(
                         "RebalanceTimeoutMs must be provided in first request.",
                     ));
                 }
-                if !request
+                if request
                     .topic_partitions
                     .as_ref()
-                    .is_some_and(TopicPartitions::is_empty)
+                    .is_some_and(|owned| !owned.is_empty())
                 {
                     return Err(invalid("TopicPartitions must be empty when (re-)joining."));
                 }

@@ -74,6 +74,13 @@ pub struct ConsumerGroup {
     holders: HashMap<(u128, i32), String>,
     /// The metadata version the subscriptions were last resolved against.
     resolved_version: Option<u64>,
+    /// Subscription regexes whose matches the group has taken in. A new regex is matched at
+    /// the refresh after the one that first sees it, as Kafka resolves regexes in the
+    /// background: its member gets its named topics at once and the matched ones at a
+    /// later heartbeat (librdkafka's suite expects that order).
+    regexes_resolved: std::collections::HashSet<String>,
+    /// A new regex waits to be matched: the next refresh resolves again.
+    regex_pending: bool,
     /// Each member's subscribed topic ids, as last resolved.
     resolved: HashMap<String, BTreeSet<u128>>,
     /// Partition counts of the subscribed topics, as last resolved.
@@ -95,6 +102,8 @@ impl ConsumerGroup {
             target: HashMap::new(),
             holders: HashMap::new(),
             resolved_version: None,
+            regexes_resolved: std::collections::HashSet::new(),
+            regex_pending: false,
             resolved: HashMap::new(),
             topics: BTreeMap::new(),
             assignor: ServerAssignor::Uniform,
@@ -247,8 +256,23 @@ impl ConsumerGroup {
         // bumped the group epoch).
         if self.resolved_version != Some(metadata.version)
             || self.group_epoch != self.assignment_epoch
+            || self.regex_pending
         {
+            // Regexes seen at the last resolution are matched from now on; new ones wait for
+            // the next.
+            let in_use: std::collections::HashSet<String> = self
+                .members
+                .values()
+                .filter_map(|member| member.subscription.regex_source.clone())
+                .collect();
+            self.regexes_resolved.retain(|regex| in_use.contains(regex));
+            let pending: Vec<String> = in_use
+                .into_iter()
+                .filter(|regex| !self.regexes_resolved.contains(regex))
+                .collect();
             let (resolved, topics) = self.resolve(metadata, partitions_max);
+            self.regex_pending = !pending.is_empty();
+            self.regexes_resolved.extend(pending);
             if resolved != self.resolved || topics != self.topics {
                 self.resolved = resolved;
                 self.topics = topics;
@@ -326,7 +350,13 @@ impl ConsumerGroup {
                             ids.insert(topic.topic_id);
                         }
                     }
-                    if let Some(regex) = &member.subscription.regex {
+                    let matched_now = member
+                        .subscription
+                        .regex_source
+                        .as_ref()
+                        .is_some_and(|source| self.regexes_resolved.contains(source));
+                    if let Some(regex) = member.subscription.regex.as_ref().filter(|_| matched_now)
+                    {
                         for (name, topic) in &metadata.topics {
                             if regex.is_match(name) {
                                 ids.insert(topic.topic_id);
