@@ -231,6 +231,16 @@ impl ConsumerGroup {
         }
         self.target.remove(member_id);
         self.resolved.remove(member_id);
+        // A regex no member uses any more is forgotten: used again, it is matched anew.
+        if let Some(regex) = &member.subscription.regex_source {
+            if !self
+                .members
+                .values()
+                .any(|other| other.subscription.regex_source.as_ref() == Some(regex))
+            {
+                self.regexes_resolved.remove(regex);
+            }
+        }
         if self.members.is_empty() {
             self.empty_since_ms = now_ms;
         }
