@@ -321,10 +321,11 @@ fn epochs_are_fenced_and_bad_requests_get_their_errors() {
     );
     expect(
         &mut connection,
-        join_request("fenced-group", "n", &["fenced"])
-            .with_topic_partitions(Some(vec![TopicPartitions::default()
+        join_request("fenced-group", "n", &["fenced"]).with_topic_partitions(Some(vec![
+            TopicPartitions::default()
                 .with_topic_id(Uuid::from_u128(1))
-                .with_partitions(vec![0])])),
+                .with_partitions(vec![0]),
+        ])),
         ResponseError::InvalidRequest,
     );
     expect(

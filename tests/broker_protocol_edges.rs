@@ -102,7 +102,7 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 22, "v{version}");
+        assert_eq!(response.api_keys.len(), 23, "v{version}");
         for committed in [
             ApiKey::OffsetCommit,
             ApiKey::OffsetDelete,
@@ -142,7 +142,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 22);
+    assert_eq!(response.api_keys.len(), 23);
 }
 
 #[test]

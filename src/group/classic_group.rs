@@ -724,6 +724,16 @@ impl ClassicGroup {
     }
 }
 
+impl super::empty_groups::Membership for ClassicGroup {
+    fn member_count(&self) -> usize {
+        ClassicGroup::member_count(self)
+    }
+
+    fn empty_since_ms(&self) -> i64 {
+        self.empty_since_ms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

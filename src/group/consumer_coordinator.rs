@@ -24,7 +24,7 @@ use super::consumer_member::{ConsumerMember, ReconcileState, Subscription};
 use super::coordinator::RetentionHold;
 use super::server_assignor::ServerAssignor;
 use super::topic_partitions::TopicPartitions;
-use super::{now_ms, GroupSettings};
+use super::{empty_groups, now_ms, GroupSettings};
 
 /// The member epoch with which a member leaves the group.
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
@@ -197,31 +197,17 @@ impl ConsumerGroupCoordinator {
     /// Forgets an empty group (DeleteGroups, a classic group taking the name, or its offsets
     /// expired). Refuses a group with members.
     pub fn remove_empty(&self, group: &str) -> Result<(), ResponseError> {
-        let mut groups = self.groups.borrow_mut();
-        match groups.get(group) {
-            Some(known) if known.member_count() > 0 => Err(ResponseError::NonEmptyGroup),
-            Some(_) => {
-                groups.remove(group);
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        empty_groups::remove_empty(&mut self.groups.borrow_mut(), group)
     }
 
     /// How offsets retention treats `group`.
     pub fn retention_hold(&self, group: &str) -> RetentionHold {
-        match self.groups.borrow().get(group) {
-            Some(known) if known.member_count() > 0 => RetentionHold::Active,
-            Some(known) => RetentionHold::EmptySince(known.empty_since_ms),
-            None => RetentionHold::Unknown,
-        }
+        empty_groups::retention_hold(&self.groups.borrow(), group)
     }
 
     /// Forgets empty groups with no committed offsets.
     pub fn forget_empty_groups(&self, has_offsets: impl Fn(&str) -> bool) {
-        self.groups
-            .borrow_mut()
-            .retain(|name, group| group.member_count() > 0 || has_offsets(name));
+        empty_groups::forget_empty(&mut self.groups.borrow_mut(), has_offsets);
     }
 
     /// Every group, with its state, sorted by name.

@@ -526,6 +526,16 @@ impl ConsumerGroup {
     }
 }
 
+impl super::empty_groups::Membership for ConsumerGroup {
+    fn member_count(&self) -> usize {
+        ConsumerGroup::member_count(self)
+    }
+
+    fn empty_since_ms(&self) -> i64 {
+        self.empty_since_ms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::classic_group::{ClassicGroup, GroupState, RebalanceTiming, TimerRequest};
 use super::member::{waiter, ClassicMember, JoinOutcome, SyncOutcome};
-use super::{now_ms, GroupSettings};
+use super::{empty_groups, now_ms, GroupSettings};
 
 /// A JoinGroup, decoded.
 #[derive(Debug, Clone)]
@@ -204,32 +204,18 @@ impl GroupCoordinator {
     /// Forgets an empty group (DeleteGroups, or its offsets expired). Refuses a group with
     /// members.
     pub fn remove_empty(&self, group: &str) -> Result<(), ResponseError> {
-        let mut groups = self.groups.borrow_mut();
-        match groups.get(group) {
-            Some(known) if known.member_count() > 0 => Err(ResponseError::NonEmptyGroup),
-            Some(_) => {
-                groups.remove(group);
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        empty_groups::remove_empty(&mut self.groups.borrow_mut(), group)
     }
 
     /// How offsets retention treats `group`.
     pub fn retention_hold(&self, group: &str) -> RetentionHold {
-        match self.groups.borrow().get(group) {
-            Some(known) if known.member_count() > 0 => RetentionHold::Active,
-            Some(known) => RetentionHold::EmptySince(known.empty_since_ms),
-            None => RetentionHold::Unknown,
-        }
+        empty_groups::retention_hold(&self.groups.borrow(), group)
     }
 
     /// Forgets empty groups that have no committed offsets (`has_offsets` says which do), as
     /// Kafka's periodic cleanup does.
     pub fn forget_empty_groups(&self, has_offsets: impl Fn(&str) -> bool) {
-        self.groups
-            .borrow_mut()
-            .retain(|name, group| group.member_count() > 0 || has_offsets(name));
+        empty_groups::forget_empty(&mut self.groups.borrow_mut(), has_offsets);
     }
 
     /// Every group it knows, with its state and protocol type, sorted by name.

@@ -15,6 +15,7 @@
 //! | [`ConsumerMember`] | `consumer_member.rs` | one KIP-848 member: subscription, epoch, what it holds |
 //! | [`ServerAssignor`] | `server_assignor.rs` | the server-side `uniform` and `range` assignors |
 //! | [`TopicPartitions`] | `topic_partitions.rs` | partitions by topic id, with set operations |
+//! | empty groups | `empty_groups.rs` | deletion, retention hold and cleanup of empty groups, for both coordinators |
 //! | [`GroupSettings`] | `settings.rs` | `[groups]` settings with Kafka's defaults |
 
 mod classic_group;
@@ -22,6 +23,7 @@ mod consumer_coordinator;
 mod consumer_group;
 mod consumer_member;
 mod coordinator;
+mod empty_groups;
 mod member;
 mod offset_partition;
 mod offset_record;

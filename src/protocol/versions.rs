@@ -96,7 +96,8 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce as i16, 2));
         assert!(is_supported(ApiKey::Fetch as i16, 12));
         assert!(is_supported(ApiKey::JoinGroup as i16, 0));
-        assert!(!is_supported(ApiKey::ConsumerGroupDescribe as i16, 0));
+        assert!(is_supported(ApiKey::ConsumerGroupDescribe as i16, 1));
+        assert!(!is_supported(ApiKey::ShareGroupHeartbeat as i16, 0));
         assert!(!is_supported(999, 0));
     }
 }

@@ -1,5 +1,6 @@
 """Consumer groups with subscribe(), as applications use them, in every Python client:
-confluent-kafka (librdkafka, newest protocol versions), kafka-python pinned to Kafka 0.11's API
+confluent-kafka (librdkafka, newest protocol versions; the classic protocol and KIP-848's
+group.protocol=consumer), kafka-python pinned to Kafka 0.11's API
 versions (JoinGroup v2, no MEMBER_ID_REQUIRED) and at its defaults, and aiokafka. Members split
 the partitions, consume every message once with commits after processing, the group is
 described with its members, and a new member resumes after the commits.
@@ -41,8 +42,9 @@ def new_topic(bootstrap: str, name: str) -> str:
     return topic
 
 
-def confluent_group(bootstrap: str) -> None:
-    topic = new_topic(bootstrap, "group-confluent")
+def confluent_group(bootstrap: str, protocol: str) -> None:
+    """`protocol` is librdkafka's group.protocol: classic, or consumer (KIP-848)."""
+    topic = new_topic(bootstrap, f"group-confluent-{protocol}")
     group = f"{topic}-group"
     produce(bootstrap, topic, 0, MESSAGES)
     consumed: dict[int, list[str]] = {0: [], 1: [], 2: []}
@@ -55,6 +57,7 @@ def confluent_group(bootstrap: str) -> None:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": group,
+                "group.protocol": protocol,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
             }
@@ -86,10 +89,10 @@ def confluent_group(bootstrap: str) -> None:
     for thread in threads:
         thread.join(GROUP_SECONDS)
     values = [value for values in consumed.values() for value in values]
-    check(len(values) == MESSAGES, f"confluent-kafka consumed {len(values)} of {MESSAGES}")
-    check(len(set(values)) == MESSAGES, "confluent-kafka consumed a message twice")
+    check(len(values) == MESSAGES, f"confluent-kafka ({protocol}) consumed {len(values)} of {MESSAGES}")
+    check(len(set(values)) == MESSAGES, f"confluent-kafka ({protocol}) consumed a message twice")
     sizes = sorted(len(parts) for parts in assignments.values())
-    check(sizes == [2, 2, 2], f"confluent-kafka assignments {assignments}")
+    check(sizes == [2, 2, 2], f"confluent-kafka ({protocol}) assignments {assignments}")
     check(described.state == ConsumerGroupState.STABLE, f"group state {described.state}")
     check(len(described.members) == 3, f"described members {described.members}")
     described_partitions = sorted(
@@ -102,7 +105,12 @@ def confluent_group(bootstrap: str) -> None:
     check(described.state == ConsumerGroupState.EMPTY, f"group state after close {described.state}")
     produce(bootstrap, topic, MESSAGES, PARTITIONS)
     late = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "group.protocol": protocol,
+            "auto.offset.reset": "earliest",
+        }
     )
     late.subscribe([topic])
     resumed = []
@@ -188,7 +196,9 @@ async def aiokafka_group(bootstrap: str) -> None:
 
 
 def main(bootstrap: str) -> None:
-    confluent_group(bootstrap)
+    confluent_group(bootstrap, "classic")
+    # KIP-848: the broker assigns; describe_consumer_groups goes through ConsumerGroupDescribe.
+    confluent_group(bootstrap, "consumer")
     kafka_python_group(bootstrap, (0, 11))
     kafka_python_group(bootstrap, None)
     asyncio.run(aiokafka_group(bootstrap))
