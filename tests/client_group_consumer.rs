@@ -19,8 +19,12 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::Message;
 use streambus::client::{
-    Admin, Assignor, ClientConfig, ConsumerConfig, GroupConfig, GroupConsumer, NewTopic, OffsetSpec,
+    Admin, Assignor, ClientConfig, ConsumerConfig, ConsumerRecord, GroupConfig, GroupConsumer,
+    NewTopic, OffsetSpec,
 };
+
+/// A rebalance callback's partitions.
+type Partitions = Vec<(String, i32)>;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -62,6 +66,32 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, values: std::ops::Rang
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// Creates `topic` with 4 partitions and produces the values `0..messages` round-robin.
+async fn create_and_fill(bootstrap: &str, topic: &'static str, messages: usize) {
+    let admin = Admin::new(ClientConfig::new(bootstrap));
+    for created in admin
+        .create_topics(&[NewTopic::new(topic, 4)])
+        .await
+        .expect("create")
+    {
+        created.expect("created");
+    }
+    let producing = bootstrap.to_string();
+    std::thread::spawn(move || produce(&producing, topic, 4, 0..messages))
+        .join()
+        .unwrap();
+}
+
+/// Appends the records' values (decimal numbers, as `produce` writes them) to `consumed`.
+fn take_values(consumed: &RefCell<Vec<usize>>, records: Vec<ConsumerRecord>) {
+    for record in records {
+        let value = record.value.expect("value");
+        consumed
+            .borrow_mut()
+            .push(std::str::from_utf8(&value).unwrap().parse().unwrap());
+    }
+}
+
 fn group(name: &str) -> GroupConfig {
     GroupConfig {
         heartbeat_interval_ms: 200,
@@ -78,18 +108,7 @@ fn sdk_members_share_a_topic_and_a_new_member_resumes_after_their_commits() {
     let broker = start_broker(&directory.path().join("data"));
     let bootstrap = broker.bootstrap_servers();
     run(move || async move {
-        let admin = Admin::new(ClientConfig::new(&bootstrap));
-        for created in admin
-            .create_topics(&[NewTopic::new("sdk-group", 4)])
-            .await
-            .expect("create")
-        {
-            created.expect("created");
-        }
-        let producing = bootstrap.clone();
-        std::thread::spawn(move || produce(&producing, "sdk-group", 4, 0..400))
-            .join()
-            .unwrap();
+        create_and_fill(&bootstrap, "sdk-group", 400).await;
         let consumed: Rc<RefCell<Vec<usize>>> = Rc::default();
         let assigned_counts: Rc<RefCell<Vec<usize>>> = Rc::default();
         let members: Vec<_> = [Assignor::Range, Assignor::RoundRobin]
@@ -116,16 +135,8 @@ fn sdk_members_share_a_topic_and_a_new_member_resumes_after_their_commits() {
                             "consumed {}",
                             consumed.borrow().len()
                         );
-                        for record in member
-                            .poll(500, Duration::from_millis(50))
-                            .await
-                            .expect("poll")
-                        {
-                            let value = record.value.expect("value");
-                            consumed
-                                .borrow_mut()
-                                .push(std::str::from_utf8(&value).unwrap().parse().unwrap());
-                        }
+                        let records = member.poll(500, Duration::from_millis(50)).await;
+                        take_values(&consumed, records.expect("poll"));
                     }
                     assigned_counts.borrow_mut().push(member.assignment().len());
                     // Wait for the other member before leaving, so neither sees a rebalance
@@ -198,6 +209,23 @@ fn sdk_members_share_a_topic_and_a_new_member_resumes_after_their_commits() {
 
 #[test]
 fn an_sdk_member_and_a_librdkafka_member_share_one_group() {
+    sdk_and_librdkafka_in_one_group("range,roundrobin", group("mixed-group"));
+}
+
+#[test]
+fn cooperative_sticky_sdk_and_librdkafka_members_share_one_group() {
+    sdk_and_librdkafka_in_one_group(
+        "cooperative-sticky",
+        GroupConfig {
+            assignors: vec![Assignor::CooperativeSticky],
+            ..group("mixed-group")
+        },
+    );
+}
+
+/// An SDK member and a librdkafka member (`partition.assignment.strategy = strategy`) split
+/// a 4-partition topic two and two, and consume each message once.
+fn sdk_and_librdkafka_in_one_group(strategy: &'static str, sdk_group: GroupConfig) {
     let directory = tempdir();
     let broker = start_broker(&directory.path().join("data"));
     let bootstrap = broker.bootstrap_servers();
@@ -227,6 +255,7 @@ fn an_sdk_member_and_a_librdkafka_member_share_one_group() {
                 .set("enable.auto.commit", "false")
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "200")
+                .set("partition.assignment.strategy", strategy)
                 .create()
                 .expect("consumer");
             consumer.subscribe(&["mixed"]).expect("subscribe");
@@ -259,7 +288,7 @@ fn an_sdk_member_and_a_librdkafka_member_share_one_group() {
             let member = GroupConsumer::new(
                 ClientConfig::new(&bootstrap),
                 ConsumerConfig::default(),
-                group("mixed-group"),
+                sdk_group,
             );
             member.subscribe(&["mixed"]);
             let started = Instant::now();
@@ -288,4 +317,95 @@ fn an_sdk_member_and_a_librdkafka_member_share_one_group() {
     let distinct: BTreeSet<usize> = values.iter().copied().collect();
     assert_eq!(distinct.len(), 400, "every message consumed");
     assert_eq!(values.len(), 400, "none twice");
+}
+
+#[test]
+fn a_cooperative_rebalance_revokes_only_what_moves() {
+    let directory = tempdir();
+    let broker = start_broker(&directory.path().join("data"));
+    let bootstrap = broker.bootstrap_servers();
+    run(move || async move {
+        create_and_fill(&bootstrap, "incremental", 400).await;
+        let cooperative = || GroupConfig {
+            assignors: vec![Assignor::CooperativeSticky],
+            ..group("incremental-group")
+        };
+        let consumed: Rc<RefCell<Vec<usize>>> = Rc::default();
+
+        let first = GroupConsumer::new(
+            ClientConfig::new(&bootstrap),
+            ConsumerConfig::default(),
+            cooperative(),
+        );
+        let revoked: Rc<RefCell<Vec<Partitions>>> = Rc::default();
+        let seen = revoked.clone();
+        first.on_revoked(move |partitions| seen.borrow_mut().push(partitions.to_vec()));
+        first.subscribe(&["incremental"]);
+        let started = Instant::now();
+        // The first member alone takes all four and consumes part of the backlog.
+        while first.assignment().len() != 4 || consumed.borrow().len() < 100 {
+            assert!(started.elapsed() < DEADLINE, "first member never settled");
+            let records = first.poll(10, Duration::from_millis(50)).await;
+            take_values(&consumed, records.expect("poll"));
+        }
+
+        let second = Rc::new(GroupConsumer::new(
+            ClientConfig::new(&bootstrap),
+            ConsumerConfig::default(),
+            cooperative(),
+        ));
+        second.subscribe(&["incremental"]);
+        let joining = {
+            let (second, consumed) = (second.clone(), consumed.clone());
+            glommio::spawn_local(async move {
+                let started = Instant::now();
+                while second.assignment().len() != 2 || consumed.borrow().len() < 400 {
+                    assert!(started.elapsed() < DEADLINE, "second member never settled");
+                    let records = second.poll(10, Duration::from_millis(50)).await;
+                    take_values(&consumed, records.expect("poll"));
+                }
+            })
+        };
+        let mut fewest_held = usize::MAX;
+        while second.assignment().len() != 2
+            || first.assignment().len() != 2
+            || consumed.borrow().len() < 400
+        {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "consumed {}",
+                consumed.borrow().len()
+            );
+            let records = first.poll(10, Duration::from_millis(50)).await;
+            take_values(&consumed, records.expect("poll"));
+            fewest_held = fewest_held.min(first.assignment().len());
+        }
+        joining.await;
+
+        let revoked = revoked.borrow().clone();
+        assert_eq!(
+            revoked.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2],
+            "one revocation, of the two partitions that moved: {revoked:?}"
+        );
+        assert_eq!(
+            fewest_held, 2,
+            "the first member kept two partitions throughout"
+        );
+        let held: BTreeSet<(String, i32)> = first.assignment().into_iter().collect();
+        assert!(
+            revoked[0].iter().all(|partition| !held.contains(partition)),
+            "it gave up what it no longer holds"
+        );
+        let values = consumed.borrow().clone();
+        let distinct: BTreeSet<usize> = values.iter().copied().collect();
+        assert_eq!(distinct.len(), 400, "every message consumed");
+        assert_eq!(
+            values.len(),
+            400,
+            "none twice: committed before the partitions moved"
+        );
+        first.close().await.expect("close");
+        second.close().await.expect("close");
+    });
 }

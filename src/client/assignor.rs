@@ -2,20 +2,26 @@
 //! member's subscription, assigns with the protocol the group chose, and encodes each
 //! member's share. The formats are Kafka's `ConsumerProtocolSubscription` and
 //! `ConsumerProtocolAssignment` (a version, then the body), so librdkafka and Java members
-//! and this SDK's members can share one group.
+//! and this SDK's members can share one group. `cooperative-sticky` lives in
+//! `cooperative_sticky.rs`.
 
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::admin::topic_name;
+use super::cooperative_sticky;
 use super::error::{ClientError, ClientResult};
 
-/// The consumer protocol version this SDK writes (v0: topics and user data).
-pub const CONSUMER_PROTOCOL_VERSION: i16 = 0;
+/// The consumer protocol version this SDK writes subscriptions in (v3: topics, user data,
+/// owned partitions, generation, rack), as Kafka's and librdkafka's members do.
+pub const SUBSCRIPTION_VERSION: i16 = 3;
+/// The version it writes assignments in (v0; v1-v3 add nothing an assignment needs).
+pub const ASSIGNMENT_VERSION: i16 = 0;
 /// The newest consumer protocol version it reads; newer members' extra fields come after
 /// these and are ignored, as Kafka's clients do.
 pub const CONSUMER_PROTOCOL_VERSION_MAX: i16 = 3;
@@ -27,6 +33,21 @@ pub enum Assignor {
     Range,
     /// Every subscribed partition in turn to the next member subscribed to it (`roundrobin`).
     RoundRobin,
+    /// Balanced, keeping what members hold, and incremental (KIP-429): a member keeps
+    /// consuming what it keeps through a rebalance, and gives up only what moves
+    /// (`cooperative-sticky`).
+    CooperativeSticky,
+}
+
+/// One member's JoinGroup metadata, as the leader reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberSubscription {
+    /// The topics it subscribes to.
+    pub topics: Vec<String>,
+    /// The partitions it holds now (v1+; empty from older members and eager ones).
+    pub owned: Vec<(String, i32)>,
+    /// The generation it held them in (v2+; -1 when unknown).
+    pub generation: i32,
 }
 
 impl Assignor {
@@ -35,7 +56,14 @@ impl Assignor {
         match self {
             Assignor::Range => "range",
             Assignor::RoundRobin => "roundrobin",
+            Assignor::CooperativeSticky => "cooperative-sticky",
         }
+    }
+
+    /// Whether a rebalance under it is incremental: members keep their partitions while they
+    /// rejoin and give up only those the leader moves.
+    pub fn is_cooperative(self) -> bool {
+        matches!(self, Assignor::CooperativeSticky)
     }
 
     /// The assignor a protocol name means, if this SDK has it.
@@ -43,18 +71,19 @@ impl Assignor {
         match name {
             "range" => Some(Assignor::Range),
             "roundrobin" => Some(Assignor::RoundRobin),
+            "cooperative-sticky" => Some(Assignor::CooperativeSticky),
             _ => None,
         }
     }
 
-    /// Each member's partitions. `members` maps member id → subscribed topics; `partitions`
+    /// Each member's partitions. `members` maps member id → its subscription; `partitions`
     /// maps topic → partition count (topics missing from it get nothing). Members are taken
     /// in member-id order, so every leader computes the same answer.
     pub fn assign(
         self,
-        members: &BTreeMap<String, Vec<String>>,
+        members: &BTreeMap<String, MemberSubscription>,
         partitions: &BTreeMap<String, i32>,
-    ) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
+    ) -> cooperative_sticky::Shares {
         let mut assigned: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
             .keys()
             .map(|member| (member.clone(), BTreeMap::new()))
@@ -62,7 +91,7 @@ impl Assignor {
         let subscribers = |topic: &str| -> Vec<&String> {
             members
                 .iter()
-                .filter(|(_, topics)| topics.iter().any(|wanted| wanted == topic))
+                .filter(|(_, member)| member.topics.iter().any(|wanted| wanted == topic))
                 .map(|(member, _)| member)
                 .collect()
         };
@@ -97,6 +126,7 @@ impl Assignor {
                         // The next member in the ring that subscribes to this topic.
                         let Some(offset) = (0..ring.len()).find(|step| {
                             members[ring[(turn + step) % ring.len()]]
+                                .topics
                                 .iter()
                                 .any(|wanted| wanted == topic)
                         }) else {
@@ -113,32 +143,62 @@ impl Assignor {
                     }
                 }
             }
+            Assignor::CooperativeSticky => {
+                return cooperative_sticky::assign(members, partitions);
+            }
         }
         assigned
     }
 }
 
-/// A member's JoinGroup metadata: its subscription.
-pub fn encode_subscription(topics: &[String]) -> ClientResult<Bytes> {
-    let subscription = ConsumerProtocolSubscription::default().with_topics(
-        topics
-            .iter()
-            .map(|topic| StrBytes::from_string(topic.clone()))
-            .collect(),
-    );
-    encode_versioned(&subscription)
+/// A member's JoinGroup metadata: its subscription, what it holds and since which generation.
+pub fn encode_subscription(subscription: &MemberSubscription) -> ClientResult<Bytes> {
+    let mut owned: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in &subscription.owned {
+        owned.entry(topic).or_default().push(*partition);
+    }
+    let message = ConsumerProtocolSubscription::default()
+        .with_topics(
+            subscription
+                .topics
+                .iter()
+                .map(|topic| StrBytes::from_string(topic.clone()))
+                .collect(),
+        )
+        .with_owned_partitions(
+            owned
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OwnedTopic::default()
+                        .with_topic(topic_name(topic))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+        .with_generation_id(subscription.generation);
+    encode_versioned(&message, SUBSCRIPTION_VERSION)
 }
 
-/// A member's subscribed topics, from its JoinGroup metadata.
-pub fn decode_subscription(metadata: &Bytes) -> ClientResult<Vec<String>> {
+/// A member's subscription, from its JoinGroup metadata (any version from 0).
+pub fn decode_subscription(metadata: &Bytes) -> ClientResult<MemberSubscription> {
     let (version, mut body) = split_version(metadata, "subscription")?;
-    let subscription = ConsumerProtocolSubscription::decode(&mut body, version)
+    let decoded = ConsumerProtocolSubscription::decode(&mut body, version)
         .map_err(|error| malformed("subscription", error))?;
-    Ok(subscription
-        .topics
-        .iter()
-        .map(|topic| topic.to_string())
-        .collect())
+    Ok(MemberSubscription {
+        topics: decoded
+            .topics
+            .iter()
+            .map(|topic| topic.to_string())
+            .collect(),
+        owned: flatten(
+            decoded
+                .owned_partitions
+                .iter()
+                .map(|topic| (&*topic.topic.0, &topic.partitions[..])),
+        ),
+        // v0-v1 carry no generation: the decoder leaves Kafka's default, -1.
+        generation: decoded.generation_id,
+    })
 }
 
 /// One member's share, as SyncGroup carries it.
@@ -153,7 +213,7 @@ pub fn encode_assignment(share: &BTreeMap<String, Vec<i32>>) -> ClientResult<Byt
             })
             .collect(),
     );
-    encode_versioned(&assignment)
+    encode_versioned(&assignment, ASSIGNMENT_VERSION)
 }
 
 /// This member's partitions, from its SyncGroup answer (empty bytes: none).
@@ -164,23 +224,30 @@ pub fn decode_assignment(assignment: &Bytes) -> ClientResult<Vec<(String, i32)>>
     let (version, mut body) = split_version(assignment, "assignment")?;
     let decoded = ConsumerProtocolAssignment::decode(&mut body, version)
         .map_err(|error| malformed("assignment", error))?;
-    Ok(decoded
-        .assigned_partitions
-        .iter()
-        .flat_map(|topic| {
-            topic
-                .partitions
-                .iter()
-                .map(move |partition| (topic.topic.0.to_string(), *partition))
-        })
-        .collect())
+    Ok(flatten(
+        decoded
+            .assigned_partitions
+            .iter()
+            .map(|topic| (&*topic.topic.0, &topic.partitions[..])),
+    ))
 }
 
-fn encode_versioned<T: Encodable>(message: &T) -> ClientResult<Bytes> {
+/// Topic → partitions lists, as (topic, partition) pairs.
+fn flatten<'a>(topics: impl Iterator<Item = (&'a str, &'a [i32])>) -> Vec<(String, i32)> {
+    topics
+        .flat_map(|(topic, partitions)| {
+            partitions
+                .iter()
+                .map(move |partition| (topic.to_string(), *partition))
+        })
+        .collect()
+}
+
+fn encode_versioned<T: Encodable>(message: &T, version: i16) -> ClientResult<Bytes> {
     let mut buffer = BytesMut::new();
-    buffer.put_i16(CONSUMER_PROTOCOL_VERSION);
+    buffer.put_i16(version);
     message
-        .encode(&mut buffer, CONSUMER_PROTOCOL_VERSION)
+        .encode(&mut buffer, version)
         .map_err(|error| ClientError::Protocol {
             address: String::new(),
             reason: format!("cannot encode the consumer protocol: {error}"),
@@ -211,12 +278,16 @@ fn malformed(what: &str, error: impl std::fmt::Display) -> ClientError {
 mod tests {
     use super::*;
 
-    fn members(spec: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    fn members(spec: &[(&str, &[&str])]) -> BTreeMap<String, MemberSubscription> {
         spec.iter()
             .map(|(member, topics)| {
                 (
                     member.to_string(),
-                    topics.iter().map(|topic| topic.to_string()).collect(),
+                    MemberSubscription {
+                        topics: topics.iter().map(|topic| topic.to_string()).collect(),
+                        owned: Vec::new(),
+                        generation: -1,
+                    },
                 )
             })
             .collect()
@@ -245,9 +316,25 @@ mod tests {
 
     #[test]
     fn subscriptions_and_assignments_round_trip_and_damage_is_an_error() {
-        let topics = vec!["orders".to_string(), "payments".to_string()];
-        let encoded = encode_subscription(&topics).unwrap();
-        assert_eq!(decode_subscription(&encoded).unwrap(), topics);
+        let subscription = MemberSubscription {
+            topics: vec!["orders".to_string(), "payments".to_string()],
+            owned: vec![("orders".to_string(), 1), ("payments".to_string(), 0)],
+            generation: 7,
+        };
+        let encoded = encode_subscription(&subscription).unwrap();
+        assert_eq!(&encoded[..2], &SUBSCRIPTION_VERSION.to_be_bytes());
+        assert_eq!(decode_subscription(&encoded).unwrap(), subscription);
+        // A v0 subscription (an older client's) has no owned partitions and no generation.
+        let mut v0 = BytesMut::new();
+        v0.put_i16(0);
+        ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("orders")])
+            .encode(&mut v0, 0)
+            .unwrap();
+        let decoded = decode_subscription(&v0.freeze()).unwrap();
+        assert_eq!(decoded.topics, ["orders"]);
+        assert!(decoded.owned.is_empty());
+        assert_eq!(decoded.generation, -1);
         let share = BTreeMap::from([("orders".to_string(), vec![0, 2])]);
         let encoded = encode_assignment(&share).unwrap();
         assert_eq!(

@@ -2,9 +2,17 @@
 //! group's coordinator spreads their partitions over the members. Any Kafka client may be a
 //! member of the same group: the subscription and assignment formats are Kafka's.
 //!
-//! The rebalance is eager, as librdkafka's `range` and `roundrobin`: a member gives up every
-//! partition (committing first, under auto-commit) and rejoins. It runs inside `poll`, so a
-//! member that stops polling stops taking part, as Kafka's `max.poll.interval.ms` intends.
+//! With `range` and `roundrobin` the rebalance is eager: a member gives up every partition
+//! (committing first, under auto-commit) and rejoins. When every assignor it offers is
+//! cooperative (`cooperative-sticky`, KIP-429; Java's rule too) it is incremental: the member
+//! rejoins naming what it holds, keeps its fetch positions and buffered records for what it
+//! keeps, and gives up (commit, `on_revoked`, then one more rejoin) only what the leader moved.
+//! The callbacks then name only the partitions revoked or added, as Java's and librdkafka's
+//! do under cooperative rebalancing. A member that lost its membership (UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION) cannot commit and gives up everything in either mode.
+//!
+//! The rebalance runs inside `poll`, so a member that stops polling stops taking part, as
+//! Kafka's `max.poll.interval.ms` intends.
 //! Heartbeats run on their own task, on the member's own connection to the coordinator (a
 //! JoinGroup waiting for the group there never holds up a fetch).
 
@@ -26,6 +34,7 @@ use kafka_protocol::ResponseError;
 use super::admin::{list_offset, OffsetSpec};
 use super::assignor::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignor,
+    MemberSubscription,
 };
 use super::cluster::Cluster;
 use super::config::{ClientConfig, ConsumerConfig};
@@ -96,6 +105,9 @@ struct Membership {
     coordinator: RefCell<Option<Connection>>,
     /// The coordinator asked for a rejoin (or the member never joined).
     rejoin: Cell<bool>,
+    /// The coordinator no longer knows this member in its generation: what it holds may be
+    /// someone else's already, so it is given up without a commit.
+    lost: Cell<bool>,
     /// A JoinGroup or SyncGroup is on the coordinator connection: no heartbeat meanwhile.
     rebalancing: Cell<bool>,
     /// An error the member cannot recover from (FENCED_INSTANCE_ID).
@@ -133,6 +145,7 @@ impl GroupConsumer {
                 generation: Cell::new(-1),
                 coordinator: RefCell::new(None),
                 rejoin: Cell::new(true),
+                lost: Cell::new(false),
                 rebalancing: Cell::new(false),
                 fatal: RefCell::new(None),
                 closed: Cell::new(false),
@@ -145,12 +158,14 @@ impl GroupConsumer {
         }
     }
 
-    /// Called after each rebalance with the partitions assigned to this member.
+    /// Called after each rebalance with the partitions assigned to this member (under a
+    /// cooperative assignor: the partitions added to what it held).
     pub fn on_assigned(&self, callback: impl Fn(&[(String, i32)]) + 'static) {
         *self.on_assigned.borrow_mut() = Some(Box::new(callback));
     }
 
-    /// Called before a rebalance with the partitions this member gives up.
+    /// Called with the partitions this member gives up: before it rejoins (eager, and after a
+    /// lost membership), or once the leader moved them (cooperative).
     pub fn on_revoked(&self, callback: impl Fn(&[(String, i32)]) + 'static) {
         *self.on_revoked.borrow_mut() = Some(Box::new(callback));
     }
@@ -271,35 +286,85 @@ impl GroupConsumer {
         committed
     }
 
-    /// Gives up every partition and joins again; then starts the partitions it is given at
-    /// their committed offsets (or the reset point).
+    /// Joins the next generation and moves to its assignment: eager, it gives up everything
+    /// first; cooperative, it gives up only what the leader moved, and rejoins once more so
+    /// those partitions reach their new owners. New partitions start at their committed
+    /// offsets (or the reset point).
     async fn rebalance(&self) -> ClientResult<()> {
+        let cooperative = self.membership.is_cooperative();
+        let lost = self.membership.lost.replace(false);
         let held = self.consumer.assignment();
-        if !held.is_empty() {
-            if self.membership.config.auto_commit_interval_ms.is_some() {
-                // A commit refused because the rebalance already began is expected: the
-                // next owner starts from the last commit that was taken.
-                let _ = self.commit_positions().await;
-            }
-            if let Some(callback) = self.on_revoked.borrow().as_ref() {
-                callback(&held);
-            }
-            self.consumer.unassign(&held);
+        if !held.is_empty() && (!cooperative || lost) {
+            self.revoke(&held, !lost).await;
         }
-        let topics = self.topics.borrow().clone();
+        let subscription = MemberSubscription {
+            topics: self.topics.borrow().clone(),
+            owned: if cooperative {
+                self.consumer.assignment()
+            } else {
+                Vec::new()
+            },
+            generation: self.membership.generation.get(),
+        };
         let assigned = self
             .membership
-            .join_and_sync(&self.cluster, &topics)
+            .join_and_sync(&self.cluster, &subscription)
             .await?;
-        let partitions: Vec<(&str, i32)> = assigned
+        // A membership lost during the join is found again in the generation just joined.
+        self.membership.lost.set(false);
+        let still_held = self.consumer.assignment();
+        let revoked: Vec<(String, i32)> = still_held
+            .iter()
+            .filter(|partition| !assigned.contains(partition))
+            .cloned()
+            .collect();
+        if !revoked.is_empty() {
+            self.revoke(&revoked, true).await;
+            // KIP-429: the leader withheld these from their new owners until this member
+            // rejoins without them.
+            self.membership.rejoin.set(true);
+        }
+        let added: Vec<(String, i32)> = assigned
+            .iter()
+            .filter(|partition| !still_held.contains(partition))
+            .cloned()
+            .collect();
+        self.start(&added).await?;
+        self.last_commit.set(Instant::now());
+        if let Some(callback) = self.on_assigned.borrow().as_ref() {
+            callback(&added);
+        }
+        if !self.heartbeating.replace(true) {
+            glommio::spawn_local(heartbeat_loop(self.membership.clone())).detach();
+        }
+        Ok(())
+    }
+
+    /// Gives up `partitions`: commits first (under auto-commit, when the membership allows),
+    /// then tells the application and stops fetching them.
+    async fn revoke(&self, partitions: &[(String, i32)], commit: bool) {
+        if commit && self.membership.config.auto_commit_interval_ms.is_some() {
+            // A commit refused because the rebalance already began is expected: the next
+            // owner starts from the last commit that was taken.
+            let _ = self.commit_positions().await;
+        }
+        if let Some(callback) = self.on_revoked.borrow().as_ref() {
+            callback(partitions);
+        }
+        self.consumer.unassign(partitions);
+    }
+
+    /// Starts fetching `partitions` at their committed offsets, or at the reset point.
+    async fn start(&self, partitions: &[(String, i32)]) -> ClientResult<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let partitions: Vec<(&str, i32)> = partitions
             .iter()
             .map(|(topic, partition)| (topic.as_str(), *partition))
             .collect();
-        let committed = if partitions.is_empty() {
-            Vec::new()
-        } else {
-            committed_offsets(&self.cluster, &self.membership.config.group_id, &partitions).await?
-        };
+        let committed =
+            committed_offsets(&self.cluster, &self.membership.config.group_id, &partitions).await?;
         let mut starts = Vec::with_capacity(partitions.len());
         for ((topic, partition), committed) in partitions.iter().zip(committed) {
             let offset = match committed {
@@ -316,15 +381,7 @@ impl GroupConsumer {
             };
             starts.push((*topic, *partition, OffsetSpec::Offset(offset)));
         }
-        self.consumer.assign(&starts).await?;
-        self.last_commit.set(Instant::now());
-        if let Some(callback) = self.on_assigned.borrow().as_ref() {
-            callback(&assigned);
-        }
-        if !self.heartbeating.replace(true) {
-            glommio::spawn_local(heartbeat_loop(self.membership.clone())).detach();
-        }
-        Ok(())
+        self.consumer.assign(&starts).await
     }
 }
 
@@ -339,6 +396,17 @@ fn group_id(group: &str) -> GroupId {
 }
 
 impl Membership {
+    /// Whether rebalances are incremental: only when every assignor offered is cooperative,
+    /// since the group may pick any of them.
+    fn is_cooperative(&self) -> bool {
+        !self.config.assignors.is_empty()
+            && self
+                .config
+                .assignors
+                .iter()
+                .all(|assignor| assignor.is_cooperative())
+    }
+
     /// The member's own connection to the coordinator, found if needed.
     async fn coordinator(&self, cluster: &Cluster) -> ClientResult<Connection> {
         if let Some(connection) = self
@@ -363,11 +431,16 @@ impl Membership {
     /// What an error from the coordinator means for the member.
     fn react_to(&self, error: ResponseError) {
         match error {
-            ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration => {
-                self.rejoin.set(true)
+            ResponseError::RebalanceInProgress => self.rejoin.set(true),
+            ResponseError::IllegalGeneration => {
+                self.generation.set(-1);
+                self.lost.set(true);
+                self.rejoin.set(true);
             }
             ResponseError::UnknownMemberId => {
                 self.member_id.borrow_mut().clear();
+                self.generation.set(-1);
+                self.lost.set(true);
                 self.rejoin.set(true);
             }
             ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable => {
@@ -393,10 +466,10 @@ impl Membership {
     async fn join_and_sync(
         &self,
         cluster: &Cluster,
-        topics: &[String],
+        subscription: &MemberSubscription,
     ) -> ClientResult<Vec<(String, i32)>> {
         self.rebalancing.set(true);
-        let outcome = self.join_and_sync_rounds(cluster, topics).await;
+        let outcome = self.join_and_sync_rounds(cluster, subscription).await;
         self.rebalancing.set(false);
         if outcome.is_ok() {
             self.rejoin.set(false);
@@ -407,9 +480,11 @@ impl Membership {
     async fn join_and_sync_rounds(
         &self,
         cluster: &Cluster,
-        topics: &[String],
+        subscription: &MemberSubscription,
     ) -> ClientResult<Vec<(String, i32)>> {
-        let subscription = encode_subscription(topics)?;
+        // Encoded once: the generation it names is the one the owned partitions came from,
+        // whatever generations a failed round passes through.
+        let subscription = encode_subscription(subscription)?;
         let protocols: Vec<JoinGroupRequestProtocol> = self
             .config
             .assignors
@@ -550,7 +625,7 @@ impl Membership {
                 "the group chose assignor {protocol}, which this member did not offer"
             ))
         })?;
-        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut members: BTreeMap<String, MemberSubscription> = BTreeMap::new();
         for member in &joined.members {
             members.insert(
                 member.member_id.to_string(),
@@ -558,7 +633,7 @@ impl Membership {
             );
         }
         let mut partitions: BTreeMap<String, i32> = BTreeMap::new();
-        for topic in members.values().flatten() {
+        for topic in members.values().flat_map(|member| &member.topics) {
             if partitions.contains_key(topic) {
                 continue;
             }

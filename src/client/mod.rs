@@ -10,8 +10,9 @@
 //! | murmur2 (Java-compatible) and sticky partitioners | `partitioner.rs` |
 //! | [`Producer`]: batching, linger, acks, compression, retries, bounded in-flight | `producer.rs` |
 //! | [`Consumer`]: assign, seek, pipelined fetches | `consumer.rs` |
-//! | [`GroupConsumer`]: subscribe through a consumer group (classic protocol), auto-commit, rebalance callbacks | `group_consumer.rs` |
+//! | [`GroupConsumer`]: subscribe through a consumer group (classic protocol), eager or cooperative rebalances, auto-commit, rebalance callbacks | `group_consumer.rs` |
 //! | [`Assignor`]: range and roundrobin; Kafka's subscription and assignment formats | `assignor.rs` |
+//! | the cooperative-sticky assignor (KIP-429) | `cooperative_sticky.rs` |
 //! | committed offsets: FindCoordinator, OffsetCommit, OffsetFetch | `group_offsets.rs` |
 //! | [`Admin`]: create, grow, delete, describe, list offsets | `admin.rs` |
 //!
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod consumer;
+pub mod cooperative_sticky;
 pub mod error;
 pub mod group_consumer;
 pub mod group_offsets;

@@ -47,7 +47,7 @@ pub use member::{ClassicMember, JoinOutcome, JoinedMember, SyncOutcome};
 pub use offset_partition::{GroupOffsets, OffsetPartition};
 pub use offset_record::{CommittedOffset, OffsetKey, OffsetRecordError};
 pub use offset_store::{CommitRefusal, OffsetStore, GROUPS_DIRECTORY};
-pub use server_assignor::{ServerAssignor, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
+pub use server_assignor::{AssignorMember, ServerAssignor, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use settings::*;
 pub use topic_partitions::TopicPartitions;
 
