@@ -8,6 +8,9 @@
 //! - `BROKER_BENCH_DIR` (a data directory parent; default under the target directory)
 //! - `BROKER_BENCH_BINARY` (another `streambus` binary to measure, e.g. an older build for a
 //!   before/after comparison in one sitting)
+//! - `BROKER_BENCH_IDEMPOTENCE`: `off` (default), `on` (`enable.idempotence=true`), or `both`:
+//!   each run then produces once without and once with idempotence, alternating, and each
+//!   setting gets its own median (the cost of idempotence, measured in one sitting)
 
 #[path = "support/broker_process.rs"]
 mod broker_process;
@@ -51,7 +54,13 @@ struct Figures {
     fetch_seconds: f64,
 }
 
-fn run_once(bootstrap: &str, topic: &str, messages: usize, message_bytes: usize) -> Figures {
+fn run_once(
+    bootstrap: &str,
+    topic: &str,
+    messages: usize,
+    message_bytes: usize,
+    idempotent: bool,
+) -> Figures {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -74,6 +83,10 @@ fn run_once(bootstrap: &str, topic: &str, messages: usize, message_bytes: usize)
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
         .set("compression.codec", "none")
+        .set(
+            "enable.idempotence",
+            if idempotent { "true" } else { "false" },
+        )
         .create_with_context(Deliveries {
             delivered: 0.into(),
             failed: 0.into(),
@@ -157,30 +170,43 @@ fn main() {
     println!(
         "broker_produce: {messages} x {message_bytes} B, {PARTITIONS} partitions, acks=all, flush always, {shards} shards, {runs} runs"
     );
-    let mut produce = Vec::new();
-    let mut fetch = Vec::new();
-    for run in 0..runs {
-        let figures = run_once(&bootstrap, &format!("bench-{run}"), messages, message_bytes);
-        let bytes = (messages * message_bytes) as f64;
-        println!(
-            "  run {run}: produce {:.0} MB/s {:.0} msgs/s; fetch {:.0} MB/s {:.0} msgs/s",
-            bytes / figures.produce_seconds / 1e6,
-            messages as f64 / figures.produce_seconds,
-            bytes / figures.fetch_seconds / 1e6,
-            messages as f64 / figures.fetch_seconds,
-        );
-        produce.push(figures.produce_seconds);
-        fetch.push(figures.fetch_seconds);
-    }
+    let settings: &[bool] = match std::env::var("BROKER_BENCH_IDEMPOTENCE").as_deref() {
+        Ok("on") => &[true],
+        Ok("both") => &[false, true],
+        _ => &[false],
+    };
     let bytes = (messages * message_bytes) as f64;
-    let (produce, fetch) = (median(produce), median(fetch));
-    println!(
-        "median: produce {:.0} MB/s ({:.0} msgs/s), fetch {:.0} MB/s ({:.0} msgs/s)",
-        bytes / produce / 1e6,
-        messages as f64 / produce,
-        bytes / fetch / 1e6,
-        messages as f64 / fetch
-    );
+    let mut produce: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    let mut fetch: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    for run in 0..runs {
+        for (setting, &idempotent) in settings.iter().enumerate() {
+            let topic = format!("bench-{run}-{setting}");
+            let figures = run_once(&bootstrap, &topic, messages, message_bytes, idempotent);
+            println!(
+                "  run {run} (idempotence {}): produce {:.0} MB/s {:.0} msgs/s; fetch {:.0} MB/s {:.0} msgs/s",
+                if idempotent { "on" } else { "off" },
+                bytes / figures.produce_seconds / 1e6,
+                messages as f64 / figures.produce_seconds,
+                bytes / figures.fetch_seconds / 1e6,
+                messages as f64 / figures.fetch_seconds,
+            );
+            produce[setting].push(figures.produce_seconds);
+            fetch[setting].push(figures.fetch_seconds);
+        }
+    }
+    for (setting, &idempotent) in settings.iter().enumerate() {
+        let produce = median(produce[setting].clone());
+        let fetch = median(fetch[setting].clone());
+        println!(
+            "median (idempotence {}): produce {:.0} MB/s ({:.0} msgs/s), fetch {:.0} MB/s ({:.0} msgs/s)",
+            if idempotent { "on" } else { "off" },
+            bytes / produce / 1e6,
+            messages as f64 / produce,
+            bytes / fetch / 1e6,
+            messages as f64 / fetch
+        );
+    }
+    let runs = runs * settings.len();
     // The broker's own CPU time over every run (produce and fetch): the cost per GB, which
     // stays comparable when the client, sharing the cores, is the bottleneck.
     if let Some(cpu_seconds) = broker.cpu_seconds() {

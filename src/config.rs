@@ -11,7 +11,8 @@ use thiserror::Error;
 use crate::record::TimestampType;
 use crate::storage::{
     FlushPolicy, LogConfig, BATCH_BYTES_MAX_DEFAULT, FLUSH_INTERVAL_MS_DEFAULT,
-    INDEX_INTERVAL_BYTES_DEFAULT, RECYCLED_SEGMENTS_MAX_DEFAULT, RETENTION_MS_DEFAULT,
+    INDEX_INTERVAL_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT, RECYCLED_SEGMENTS_MAX_DEFAULT, RETENTION_MS_DEFAULT,
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
     STAGED_BYTES_MAX_DEFAULT, WRITE_BUFFER_BYTES_DEFAULT,
 };
@@ -133,6 +134,11 @@ pub struct LogDefaults {
     pub write_buffer_bytes: usize,
     /// Bytes a partition may hold staged but unwritten before appends wait (backpressure).
     pub staged_bytes_max: usize,
+    /// Idempotent producers each partition keeps state for; when full, the least recently
+    /// active is forgotten (its next batch then gets UNKNOWN_PRODUCER_ID).
+    pub producers_per_partition_max: usize,
+    /// Kafka's `producer.id.expiration.ms`: a producer idle this long is forgotten.
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for LogDefaults {
@@ -150,6 +156,8 @@ impl Default for LogDefaults {
             recycled_segments_max: RECYCLED_SEGMENTS_MAX_DEFAULT,
             write_buffer_bytes: WRITE_BUFFER_BYTES_DEFAULT,
             staged_bytes_max: STAGED_BYTES_MAX_DEFAULT,
+            producers_per_partition_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
         }
     }
 }
@@ -185,6 +193,8 @@ impl LogDefaults {
             recycled_segments_max: self.recycled_segments_max,
             write_buffer_bytes: self.write_buffer_bytes,
             staged_bytes_max: self.staged_bytes_max,
+            producers_max: self.producers_per_partition_max,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
             // The periodic pass runs every few minutes; a busy partition rolls far more often,
             // and each roll should find a recycled file.
             retention_on_roll: true,

@@ -50,6 +50,7 @@ pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod net;
+pub mod producer;
 pub mod protocol;
 pub mod record;
 pub mod server;

@@ -8,14 +8,13 @@ mod broker_support;
 use std::collections::HashMap;
 use std::thread;
 
-use broker_support::{tempdir, Broker, RawConnection};
+use broker_support::{stored_batches, tempdir, Broker, RawConnection};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use streambus::record::{BatchHeader, Record, RecordBatchBuilder};
+use streambus::record::{Record, RecordBatchBuilder};
 
 const TOPIC: &str = "ordered";
 const PARTITIONS: i32 = 4;
@@ -62,44 +61,6 @@ fn produce_request(partitions: &[i32], acks: i16, timestamp_ms: i64) -> ProduceR
                     })
                     .collect(),
             )])
-}
-
-/// Every stored batch header of `partition`, read from offset 0 to the high watermark.
-fn stored_batches(connection: &mut RawConnection, partition: i32) -> Vec<BatchHeader> {
-    let mut headers = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(4 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic_name(TOPIC))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(4 << 20)])]);
-        let response: FetchResponse = connection.call(ApiKey::Fetch, 12, &request);
-        let data = &response.responses[0].partitions[0];
-        assert_eq!(data.error_code, 0, "fetch of partition {partition}");
-        let records = data.records.clone().unwrap_or_default();
-        let mut rest = &records[..];
-        while !rest.is_empty() {
-            let Ok(header) = BatchHeader::parse(rest) else {
-                break; // a partial batch at the end of the response
-            };
-            if header.total_bytes() > rest.len() {
-                break;
-            }
-            rest = &rest[header.total_bytes()..];
-            offset = header.next_offset() as i64;
-            headers.push(header);
-        }
-        if offset >= data.high_watermark {
-            return headers;
-        }
-    }
 }
 
 #[test]
@@ -213,7 +174,7 @@ fn pipelined_produce_requests_keep_each_connections_order_under_backpressure() {
             .find(|shard| partitions_by_shard[shard].contains(&partition))
             .expect("every partition has a leader");
         let mut leader = RawConnection::connect(broker.shard_address(shard));
-        let headers = stored_batches(&mut leader, partition);
+        let headers = stored_batches(&mut leader, TOPIC, partition);
         let mut last_request: HashMap<i64, i64> = HashMap::new();
         for header in &headers {
             let relative = header.base_timestamp - TIMESTAMP_BASE;

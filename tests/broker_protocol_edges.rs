@@ -102,8 +102,9 @@ fn api_versions_negotiation_including_unknown_versions() {
             .filter(|api| api.api_key == ApiKey::Produce as i16)
             .collect();
         assert_eq!((produce[0].min_version, produce[0].max_version), (3, 9));
-        assert_eq!(response.api_keys.len(), 23, "v{version}");
+        assert_eq!(response.api_keys.len(), 24, "v{version}");
         for committed in [
+            ApiKey::InitProducerId,
             ApiKey::OffsetCommit,
             ApiKey::OffsetDelete,
             ApiKey::JoinGroup,
@@ -119,7 +120,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         assert!(response
             .api_keys
             .iter()
-            .all(|api| api.api_key != ApiKey::InitProducerId as i16));
+            .all(|api| api.api_key != ApiKey::EndTxn as i16));
     }
     // KIP-511: a version the broker does not know gets a v0 answer with UNSUPPORTED_VERSION and
     // the table, so the client can retry.
@@ -142,7 +143,7 @@ fn api_versions_negotiation_including_unknown_versions() {
         response.error_code,
         ResponseError::UnsupportedVersion.code()
     );
-    assert_eq!(response.api_keys.len(), 23);
+    assert_eq!(response.api_keys.len(), 24);
 }
 
 #[test]
@@ -167,9 +168,9 @@ fn bad_frames_and_unsupported_requests_close_only_their_connection() {
     let mut connection = RawConnection::connect(broker.bootstrap);
     connection.send_raw(&(-1i32).to_be_bytes());
     assert!(connection.is_closed_by_broker());
-    // An API StreamBus does not implement (InitProducerId), and Produce below v3.
+    // An API StreamBus does not implement (EndTxn), and Produce below v3.
     let mut connection = RawConnection::connect(broker.bootstrap);
-    connection.send(ApiKey::InitProducerId, 1, &InitProducerIdRequest::default());
+    connection.send(ApiKey::EndTxn, 1, &EndTxnRequest::default());
     assert!(connection.is_closed_by_broker());
     let mut connection = RawConnection::connect(broker.bootstrap);
     let mut frame = Vec::new();
@@ -204,7 +205,7 @@ fn bad_frames_and_unsupported_requests_close_only_their_connection() {
     }
     let log = broker.log();
     assert!(log.contains("above max_request_bytes"), "{log}");
-    assert!(log.contains("unsupported API key 22"), "{log}");
+    assert!(log.contains("unsupported API key 26"), "{log}");
     assert!(log.contains("malformed request body"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }

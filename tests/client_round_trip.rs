@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use broker_support::{tempdir, Broker};
+use broker_support::{free_port_run, tempdir, Broker};
 use glommio::{LocalExecutorBuilder, Placement};
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -199,24 +199,6 @@ fn keyed_partitions_agree_with_librdkafka_murmur2() {
             "{key}"
         );
     }
-}
-
-/// A free port whose next two ports are free too (a 2-shard broker's own ports).
-fn free_port_run() -> u16 {
-    for _ in 0..100 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        if port > 65_000 {
-            continue;
-        }
-        let neighbours: Vec<_> = (1..=2)
-            .map(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)))
-            .collect();
-        if neighbours.iter().all(Result::is_ok) {
-            return port;
-        }
-    }
-    panic!("no free run of ports");
 }
 
 #[test]

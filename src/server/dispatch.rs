@@ -66,6 +66,9 @@ pub async fn dispatch(
         ApiKey::ConsumerGroupDescribe => {
             handlers::consumer_group_describe::handle(context, &request).map(Some)
         }
+        ApiKey::InitProducerId => handlers::init_producer_id::handle(context, &request)
+            .await
+            .map(Some),
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(context, &request).map(Some),
         other => Err(ProtocolError::UnsupportedApi {
             api_key: other as i16,

@@ -80,6 +80,8 @@ pub struct ShardContext {
     pub groups: Rc<crate::group::GroupCoordinator>,
     /// The consumer-protocol (KIP-848) groups this shard coordinates.
     pub consumer_groups: Rc<crate::group::ConsumerGroupCoordinator>,
+    /// The producer ids this shard hands out (InitProducerId).
+    pub producer_ids: Rc<crate::producer::ProducerIdAllocator>,
     /// Set when the broker is stopping.
     pub shutdown: Rc<Event>,
     /// Set once the first metadata snapshot is applied.
@@ -98,6 +100,10 @@ impl ShardContext {
     ) -> Self {
         let shard_count = config.shard_count() as u32;
         let budget = MemTableBudget::new(config.memtable_budget_bytes_per_shard);
+        let producer_ids = Rc::new(crate::producer::ProducerIdAllocator::new(
+            &config.data_dir,
+            shard_id,
+        ));
         Self {
             shard_id,
             shard_count,
@@ -113,6 +119,7 @@ impl ShardContext {
                 offsets.settings().clone(),
             ),
             offsets,
+            producer_ids,
             shutdown: Rc::new(Event::default()),
             metadata_ready: Rc::new(Event::default()),
             connections: Cell::new(0),

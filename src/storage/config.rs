@@ -31,6 +31,8 @@ pub const RECYCLED_SEGMENTS_MAX_DEFAULT: usize = 1;
 pub const RECYCLED_SEGMENTS_MAX_LIMIT: usize = 64;
 /// Kafka's `message.max.bytes` default (1 MiB plus record overhead).
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
+/// Largest `producers_per_partition_max`: a snapshot of that many producers is about 140 MiB.
+pub const PRODUCERS_PER_PARTITION_LIMIT: usize = 1_000_000;
 /// Default fsync period for [`FlushPolicy::Interval`].
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 
@@ -79,6 +81,11 @@ pub struct LogConfig {
     pub retention_on_roll: bool,
     /// Whether batches keep the producer's timestamps or get the broker's.
     pub timestamp_type: TimestampType,
+    /// Idempotent producers whose state the partition keeps; when full, the one that
+    /// appended least recently is forgotten.
+    pub producers_max: usize,
+    /// Kafka's `producer.id.expiration.ms`: a producer idle this long is forgotten.
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -96,6 +103,8 @@ impl Default for LogConfig {
             recycled_segments_max: RECYCLED_SEGMENTS_MAX_DEFAULT,
             retention_on_roll: false,
             timestamp_type: TimestampType::CreateTime,
+            producers_max: super::producer_state::PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+            producer_id_expiration_ms: super::producer_state::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
         }
     }
 }
@@ -144,6 +153,15 @@ impl LogConfig {
                 format!(
                     "{} is above {RECYCLED_SEGMENTS_MAX_LIMIT}",
                     self.recycled_segments_max
+                ),
+            );
+        }
+        if !(1..=PRODUCERS_PER_PARTITION_LIMIT).contains(&self.producers_max) {
+            return invalid(
+                "producers_per_partition_max",
+                format!(
+                    "{} is outside 1..={PRODUCERS_PER_PARTITION_LIMIT}",
+                    self.producers_max
                 ),
             );
         }

@@ -66,6 +66,9 @@ pub enum StorageError {
         /// The first error.
         reason: String,
     },
+    /// An idempotent producer's batch breaks its sequence or epoch.
+    #[error(transparent)]
+    Sequence(#[from] crate::storage::producer_state::SequenceError),
     /// The log was closed or deleted.
     #[error("partition log {} is closed", path.display())]
     Closed {

@@ -20,6 +20,7 @@ pub mod io;
 mod log;
 mod memtable;
 mod offset_index;
+pub mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
@@ -33,6 +34,10 @@ pub use log::{
 };
 pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
 pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
+pub use producer_state::{
+    ProducerStates, SequenceError, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+};
 pub use recovery::{RecoveryCut, RecoveryReport};
 pub use segment::{COLD_READ_BYTES_MAX, DMA_ALIGNMENT_BYTES};
 pub use time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};

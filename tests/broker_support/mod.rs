@@ -122,6 +122,15 @@ impl Broker {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) and returns at once.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("broker stopped");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+    }
+
     /// Sends `signal` and waits for the process to exit.
     pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
         let mut child = self.child.take().expect("broker already stopped");
@@ -293,4 +302,69 @@ pub fn create_topic(connection: &mut RawConnection, name: &str, partitions: i32)
         "{:?}",
         response.topics[0].error_message
     );
+}
+
+/// Every stored batch header of `topic`'s `partition`, read with raw Fetch v12 requests from
+/// offset 0 to the high watermark.
+pub fn stored_batches(
+    connection: &mut RawConnection,
+    topic: &str,
+    partition: i32,
+) -> Vec<streambus::record::BatchHeader> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    use streambus::record::BatchHeader;
+    let mut headers = Vec::new();
+    let mut offset = 0i64;
+    loop {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(4 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(4 << 20)])]);
+        let response: FetchResponse = connection.call(ApiKey::Fetch, 12, &request);
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(data.error_code, 0, "fetch of partition {partition}");
+        let records = data.records.clone().unwrap_or_default();
+        let mut rest = &records[..];
+        while !rest.is_empty() {
+            let Ok(header) = BatchHeader::parse(rest) else {
+                break; // a partial batch at the end of the response
+            };
+            if header.total_bytes() > rest.len() {
+                break;
+            }
+            rest = &rest[header.total_bytes()..];
+            offset = header.next_offset() as i64;
+            headers.push(header);
+        }
+        if offset >= data.high_watermark {
+            return headers;
+        }
+    }
+}
+
+/// A free port whose next two ports are free too (a 2-shard broker's own ports), for a broker
+/// that must come back on the same address after a restart.
+pub fn free_port_run() -> u16 {
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        if port > 65_000 {
+            continue;
+        }
+        let neighbours: Vec<_> = (1..=2)
+            .map(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)))
+            .collect();
+        if neighbours.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no free run of ports");
 }

@@ -17,11 +17,8 @@ def main(bootstrap: str) -> None:
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
     admin.close()
     sent = {f"key-{i}": f"value-{i}-{i:064d}" for i in range(MESSAGES)}
-    # kafka-python 3 turns idempotence on by default; it needs InitProducerId, which StreamBus
-    # does not implement yet.
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False
-    )
+    # kafka-python 3's defaults: idempotence on (InitProducerId, sequenced batches).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     futures = [producer.send(topic, key=k.encode(), value=v.encode()) for k, v in sent.items()]
     producer.flush(60)
     for future in futures:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the broker on a fresh data directory and runs every client smoke test against it:
 # kcat, confluent-kafka, kafka-python and aiokafka: producing, consuming, committed offsets,
-# subscribe() groups (kafka-python also at Kafka 0.11's API versions), and idempotent
-# producers failing fast. Then stops the broker with SIGTERM and checks that
+# subscribe() groups (kafka-python also at Kafka 0.11's API versions), idempotent producers
+# with default settings, and transactional producers failing fast. Then stops the broker with SIGTERM and checks that
 # it exits 0. Usage: tests/smoke/run.sh PATH_TO_STREAMBUS PYTHON
 set -euo pipefail
 binary="$1"

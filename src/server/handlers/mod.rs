@@ -14,6 +14,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -29,7 +30,7 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::storage::StorageError;
+use crate::storage::{SequenceError, StorageError};
 
 /// The Kafka error a storage error means to a client.
 pub fn storage_error_code(error: &StorageError) -> ResponseError {
@@ -41,6 +42,12 @@ pub fn storage_error_code(error: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // A closed log is being deleted or moved: the client refreshes metadata and retries.
         StorageError::Closed { .. } => ResponseError::NotLeaderOrFollower,
+        StorageError::Sequence(error) => match error {
+            SequenceError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            SequenceError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            SequenceError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+        },
         _ => ResponseError::KafkaStorageError,
     }
 }

@@ -249,6 +249,14 @@ fn split_batches(
             ));
         }
         batch.validate_for_append().map_err(corrupt)?;
+        if batch.header().is_transactional() {
+            // No transaction can have begun: InitProducerId refuses transactional ids.
+            return Err((
+                ResponseError::InvalidTxnState,
+                "transactional batches need a transaction, and transactions are not supported yet"
+                    .into(),
+            ));
+        }
         batches.push(batch);
     }
     Ok(batches)

@@ -58,6 +58,20 @@ impl LogInner {
                 limit_bytes: self.config.batch_bytes_max,
             });
         }
+        // An idempotent producer's retry is answered from its first append, and a batch out
+        // of its sequence is refused before it takes an offset.
+        let producer_header = *batch.header();
+        if producer_header.producer_id >= 0 {
+            if let SequenceCheck::Duplicate(original) =
+                self.producers.borrow().check(&producer_header)?
+            {
+                return Ok(AppendInfo {
+                    base_offset: original.base_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: None,
+                });
+            }
+        }
         let now_ms = (self.clock.borrow())();
         let base_offset = state.next_offset;
         self.maybe_roll(&mut state, batch_bytes, now_ms);
@@ -87,6 +101,14 @@ impl LogInner {
         debug_assert!(header.next_offset() > base_offset, "a batch holds a record");
         state.next_offset = header.next_offset();
         state.staged_bytes += batch_bytes;
+        if header.producer_id >= 0 {
+            self.producers.borrow_mut().record(
+                &header,
+                base_offset,
+                now_ms,
+                self.config.producers_max,
+            );
+        }
         state.debug_assert_offsets();
         drop(state);
         self.memtable.insert(base_offset, bytes);
@@ -123,6 +145,11 @@ impl LogInner {
             return;
         }
         active.begin_sealing();
+        // The producers' state as of the roll, written once the segment is sealed (durable).
+        *self.pending_producer_snapshot.borrow_mut() = Some((
+            next_offset,
+            self.producers.borrow().encode_snapshot(next_offset),
+        ));
         state
             .segments
             .insert(next_offset, Segment::new(&self.directory, next_offset));

@@ -271,11 +271,44 @@ impl LogInner {
         };
         write_small_file(&self.io, &paths.index, &index).await?;
         write_small_file(&self.io, &paths.time_index, &time_index).await?;
+        self.write_producer_snapshot_after(base).await?;
         let mut state = self.state.borrow_mut();
         if let Some(segment) = state.segments.get_mut(&base) {
             segment.mark_sealed();
         }
         self.retention_due.set(true);
+        Ok(())
+    }
+
+    /// Writes the producer state snapshot taken when the segment at `base` was rolled: it
+    /// covers that segment's offsets, durable now. A snapshot of a later roll waits for its
+    /// own segment's seal.
+    async fn write_producer_snapshot_after(&self, base: u64) -> StorageResult<()> {
+        let segment_end = {
+            let state = self.state.borrow();
+            state
+                .segments
+                .range(base + 1..)
+                .next()
+                .map(|(&next_base, _)| next_base)
+        };
+        let due = matches!(
+            (&*self.pending_producer_snapshot.borrow(), segment_end),
+            (Some((covered, _)), Some(end)) if *covered == end
+        );
+        if !due {
+            return Ok(());
+        }
+        // Taken out first: an append that rolls during the write puts the next one in.
+        let pending = self.pending_producer_snapshot.borrow_mut().take();
+        if let Some((_, snapshot)) = pending {
+            write_small_file(
+                &self.io,
+                &self.directory.join(PRODUCER_SNAPSHOT_FILE),
+                &snapshot,
+            )
+            .await?;
+        }
         Ok(())
     }
 

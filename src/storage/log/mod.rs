@@ -63,10 +63,12 @@ use super::error::{io_error, StorageError, StorageResult};
 use crate::wake::WakerSet;
 
 use super::fileio::{
-    open_read_write, remove_if_exists, short_write, sync_directory, write_small_file,
+    open_read_write, read_small_file, remove_if_exists, short_write, sync_directory,
+    write_small_file, SmallFile,
 };
 use super::io::{StorageFile, StorageIo};
 use super::memtable::{MemTable, MemTableBudget};
+use super::producer_state::{ProducerStates, SequenceCheck};
 use super::recovery::{recover, scan_segment, RecoveryReport};
 use super::segment::{
     find_cut, read_batches, read_carry, recyclable_path, remove_segment_files, Segment,
@@ -75,6 +77,10 @@ use super::segment::{
 
 /// Name of the marker a clean close leaves in the partition directory.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean_shutdown";
+/// The producer state snapshot in the partition directory (see `storage::producer_state`).
+pub const PRODUCER_SNAPSHOT_FILE: &str = "producer_state.snapshot";
+/// Bytes each step of the producer state rebuild reads at open.
+const PRODUCER_REBUILD_READ_BYTES: usize = 1 << 20;
 /// Readers a log remembers while they wait for its high watermark to move.
 pub const DATA_WAITERS_MAX: usize = 4096;
 /// Bytes each step of a timestamp lookup reads.
@@ -192,6 +198,12 @@ struct LogInner {
     stats: Cell<LogStats>,
     clock: RefCell<Clock>,
     recovery: RecoveryReport,
+    /// Idempotent producers' sequences and epochs in this partition.
+    producers: RefCell<ProducerStates>,
+    /// A snapshot of `producers` taken at a roll, with the offset it covers (the new segment's
+    /// base): written once the segment before that offset is sealed, so it never covers data
+    /// a crash could take back.
+    pending_producer_snapshot: RefCell<Option<(u64, Vec<u8>)>>,
 }
 
 struct LogState {
@@ -320,6 +332,8 @@ impl PartitionLog {
             stats: Cell::new(LogStats::default()),
             clock: RefCell::new(Rc::new(system_clock_ms)),
             recovery,
+            producers: RefCell::new(ProducerStates::default()),
+            pending_producer_snapshot: RefCell::new(None),
         });
         // The flusher shares the appenders' task queue on purpose: woken by the first append of
         // a burst, it runs after every appender ready in the same turn has staged, so one flush
@@ -333,7 +347,82 @@ impl PartitionLog {
             ))
             .detach();
         }
-        Ok(Self { inner })
+        let log = Self { inner };
+        log.rebuild_producer_states().await?;
+        Ok(log)
+    }
+
+    /// Rebuilds the idempotent producers' state: the snapshot, then every batch after the
+    /// offset it covers. A snapshot that does not fit the recovered log (damaged, or covering
+    /// offsets a cut removed) is deleted and the whole log is read instead.
+    async fn rebuild_producer_states(&self) -> StorageResult<()> {
+        let inner = &self.inner;
+        let path = inner.directory.join(PRODUCER_SNAPSHOT_FILE);
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        let bytes_max = ProducerStates::snapshot_bytes_max(inner.config.producers_max);
+        let snapshot = match read_small_file(&inner.io, &path, bytes_max).await? {
+            SmallFile::Missing => Err(None),
+            SmallFile::TooLarge => Err(Some(format!("larger than {bytes_max} bytes"))),
+            SmallFile::Contents(bytes) => match ProducerStates::decode_snapshot(&bytes) {
+                Ok((_, covered)) if covered > log_end => Err(Some(format!(
+                    "it covers offsets up to {covered}, past the log end {log_end}"
+                ))),
+                Ok(decoded) => Ok(decoded),
+                Err(reason) => Err(Some(reason)),
+            },
+        };
+        let (states, mut offset) = match snapshot {
+            Ok(decoded) => decoded,
+            Err(problem) => {
+                if let Some(problem) = problem {
+                    tracing::warn!(
+                        directory = %inner.directory.display(),
+                        %problem,
+                        "producer state snapshot not used; rebuilding from the log"
+                    );
+                    remove_if_exists(&inner.io, &path).await?;
+                }
+                (ProducerStates::default(), log_start)
+            }
+        };
+        *inner.producers.borrow_mut() = states;
+        offset = offset.max(log_start);
+        let now_ms = (inner.clock.borrow())();
+        let mut read = LogRead::default();
+        // Bounded: every step moves `offset` past at least one batch, up to the log end.
+        while offset < log_end {
+            self.read_into(offset, PRODUCER_REBUILD_READ_BYTES, &mut read)
+                .await?;
+            let before = offset;
+            for chunk in &read.batches {
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let header = BatchHeader::parse(rest)
+                        .map_err(|reason| StorageError::CorruptBatch { offset, reason })?;
+                    inner.producers.borrow_mut().record(
+                        &header,
+                        header.base_offset,
+                        now_ms,
+                        inner.config.producers_max,
+                    );
+                    offset = header.next_offset();
+                    rest = rest.get(header.total_bytes()..).unwrap_or_default();
+                }
+            }
+            if offset == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The epoch and the offsets of the last batch this partition holds of an idempotent
+    /// producer (for tests and operators).
+    pub fn producer_last_batch(
+        &self,
+        producer_id: i64,
+    ) -> Option<(i16, Option<crate::storage::producer_state::ProducerBatch>)> {
+        self.inner.producers.borrow().last_batch(producer_id)
     }
 
     /// What recovery found and cut when the log was opened.
@@ -454,6 +543,16 @@ impl PartitionLog {
             write_small_file(&inner.io, &paths.index, &index).await?;
             write_small_file(&inner.io, &paths.time_index, &time_index).await?;
         }
+        let snapshot = {
+            let state = inner.state.borrow();
+            inner.producers.borrow().encode_snapshot(state.next_offset)
+        };
+        write_small_file(
+            &inner.io,
+            &inner.directory.join(PRODUCER_SNAPSHOT_FILE),
+            &snapshot,
+        )
+        .await?;
         write_small_file(&inner.io, &inner.directory.join(CLEAN_SHUTDOWN_MARKER), &[]).await?;
         sync_directory(&inner.io, &inner.directory).await?;
         inner.state.borrow_mut().segments.clear();

@@ -24,6 +24,11 @@ impl PartitionLog {
     pub(super) async fn truncate_locked(&self, offset: u64) -> StorageResult<u64> {
         let inner = &self.inner;
         let _permit = inner.lock_io().await?;
+        // A snapshot covering removed offsets would be taken for the truth once the log grows
+        // past them again.
+        inner.producers.borrow_mut().truncate_to(offset);
+        inner.pending_producer_snapshot.borrow_mut().take();
+        remove_if_exists(&inner.io, &inner.directory.join(PRODUCER_SNAPSHOT_FILE)).await?;
         // Everything was written and synced before the lock was taken, and appends are held
         // off, so nothing is staged: truncation works on files alone.
         let (removed, keep) = {

@@ -1,0 +1,562 @@
+//! Idempotent producers' state in one partition (KIP-98): for each producer id, its epoch and
+//! the metadata of its last [`PRODUCER_BATCHES_KEPT`] batches. The log checks every batch that
+//! carries a producer id against it, in the synchronous part of an append, before the batch
+//! takes an offset:
+//! - a batch equal to one of the last five (same epoch, first and last sequence) is a retry:
+//!   it is answered with its original offsets and never appended again;
+//! - a batch of an older epoch is refused (INVALID_PRODUCER_EPOCH);
+//! - a batch whose first sequence does not follow the last one is refused
+//!   (OUT_OF_ORDER_SEQUENCE_NUMBER), and so is a new epoch that does not start at 0;
+//! - a producer this partition does not know may start at sequence 0 only
+//!   (UNKNOWN_PRODUCER_ID otherwise, as Kafka answers).
+//!
+//! The rules and the limits are Kafka's (`ProducerStateManager`); why five: a producer keeps
+//! at most `max.in.flight.requests.per.connection` = 5 batches in flight per partition, so a
+//! retry is always one of the last five.
+//!
+//! The state is rebuilt at open from a snapshot ([`ProducerStates::encode_snapshot`], written
+//! when a segment is sealed and at a clean close) plus the batches after the offset the
+//! snapshot covers, so a restart does not rescan whole partitions. The number of producers is
+//! bounded (`producers_max`): when full, the one that appended least recently goes. Producers
+//! idle for `producer_id_expiration_ms` expire.
+
+use std::collections::{HashMap, VecDeque};
+
+use thiserror::Error;
+
+use crate::record::BatchHeader;
+
+/// Batches remembered per producer: Kafka's `NUM_BATCHES_TO_RETAIN`.
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+/// Default of `producers_per_partition_max`.
+pub const PRODUCERS_PER_PARTITION_MAX_DEFAULT: usize = 10_000;
+/// Kafka's default `producer.id.expiration.ms`: one day.
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: u64 = 86_400_000;
+/// The first four bytes of a snapshot file.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SBPS";
+/// The snapshot format this build writes and reads.
+const SNAPSHOT_VERSION: u16 = 1;
+/// Magic, version, covered offset, producer count.
+const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 8 + 4;
+/// Producer id, epoch, last append time, batch count.
+const SNAPSHOT_PRODUCER_BYTES: usize = 8 + 2 + 8 + 1;
+/// First and last sequence, base and last offset.
+const SNAPSHOT_BATCH_BYTES: usize = 4 + 4 + 8 + 8;
+/// The CRC32C at the end.
+const SNAPSHOT_CRC_BYTES: usize = 4;
+
+/// Why a producer's batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SequenceError {
+    /// The batch's epoch is older than the producer's current one (a zombie).
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch the partition knows.
+        current: i16,
+    },
+    /// The batch's first sequence does not follow the producer's last one.
+    #[error("producer {producer_id} epoch {epoch}: sequence {sequence} does not follow {last}")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The batch's first sequence.
+        sequence: i32,
+        /// The last sequence appended in this epoch (-1 before a new epoch's first batch).
+        last: i32,
+    },
+    /// The partition has no state for the producer and the batch does not start at 0.
+    #[error("producer {producer_id} is unknown here and its batch starts at sequence {sequence}")]
+    UnknownProducerId {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's first sequence.
+        sequence: i32,
+    },
+    /// The batch names a producer but no sequence.
+    #[error("producer {producer_id}: a batch with a producer id needs a sequence, not {sequence}")]
+    InvalidSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence it carried.
+        sequence: i32,
+    },
+}
+
+/// What the partition remembers of one batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    /// Sequence of its first record.
+    pub first_sequence: i32,
+    /// Sequence of its last record.
+    pub last_sequence: i32,
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+}
+
+/// One producer's state in the partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProducerEntry {
+    epoch: i16,
+    /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
+    batches: VecDeque<ProducerBatch>,
+    last_append_ms: i64,
+}
+
+/// What to do with a producer's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not an idempotent batch, or the next one in sequence: append it.
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets.
+    Duplicate(ProducerBatch),
+}
+
+/// The idempotent producers of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// The sequence of a batch's last record: sequences wrap from `i32::MAX` to 0.
+fn last_sequence(header: &BatchHeader) -> i32 {
+    ((i64::from(header.base_sequence) + i64::from(header.last_offset_delta))
+        % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// Whether `next` follows `last` (with the wrap to 0).
+fn follows(last: i32, next: i32) -> bool {
+    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+}
+
+impl ProducerStates {
+    /// Producers with state here.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer has state here.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// The epoch and last batch the partition knows of `producer_id`.
+    pub fn last_batch(&self, producer_id: i64) -> Option<(i16, Option<ProducerBatch>)> {
+        self.producers
+            .get(&producer_id)
+            .map(|entry| (entry.epoch, entry.batches.back().copied()))
+    }
+
+    /// Checks a batch offered for append against its producer's state. Batches without a
+    /// producer id always pass.
+    pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        let producer_id = header.producer_id;
+        if producer_id < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        let (epoch, sequence) = (header.producer_epoch, header.base_sequence);
+        if sequence < 0 {
+            return Err(SequenceError::InvalidSequence {
+                producer_id,
+                sequence,
+            });
+        }
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return if sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::UnknownProducerId {
+                    producer_id,
+                    sequence,
+                })
+            };
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            // A new epoch restarts the sequence (KIP-360's bump, or a re-initialised producer).
+            return if sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrderSequence {
+                    producer_id,
+                    epoch,
+                    sequence,
+                    last: -1,
+                })
+            };
+        }
+        let last = last_sequence(header);
+        if let Some(original) = entry
+            .batches
+            .iter()
+            .find(|batch| batch.first_sequence == sequence && batch.last_sequence == last)
+        {
+            return Ok(SequenceCheck::Duplicate(*original));
+        }
+        let current = entry.batches.back().map_or(-1, |batch| batch.last_sequence);
+        if follows(current, sequence) {
+            Ok(SequenceCheck::Append)
+        } else {
+            Err(SequenceError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                sequence,
+                last: current,
+            })
+        }
+    }
+
+    /// Records a batch just appended at `base_offset` (or found by recovery there). Makes room
+    /// first when `producers_max` producers are known: the least recently active goes.
+    pub fn record(
+        &mut self,
+        header: &BatchHeader,
+        base_offset: u64,
+        now_ms: i64,
+        producers_max: usize,
+    ) {
+        if header.producer_id < 0 || header.base_sequence < 0 {
+            return;
+        }
+        if !self.producers.contains_key(&header.producer_id)
+            && self.producers.len() >= producers_max.max(1)
+        {
+            self.evict_least_recent();
+        }
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: header.producer_epoch,
+                batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
+                last_append_ms: now_ms,
+            });
+        if header.producer_epoch != entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == PRODUCER_BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(ProducerBatch {
+            first_sequence: header.base_sequence,
+            last_sequence: last_sequence(header),
+            base_offset,
+            last_offset: base_offset + u64::from(header.last_offset_delta),
+        });
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        debug_assert!(entry.batches.len() <= PRODUCER_BATCHES_KEPT);
+    }
+
+    fn evict_least_recent(&mut self) {
+        if let Some(oldest) = self
+            .producers
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_append_ms)
+            .map(|(producer_id, _)| *producer_id)
+        {
+            self.producers.remove(&oldest);
+        }
+    }
+
+    /// Forgets producers idle for `expiration_ms` or longer; returns how many went.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: u64) -> usize {
+        let before = self.producers.len();
+        let expiration_ms = i64::try_from(expiration_ms).unwrap_or(i64::MAX);
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_append_ms) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Forgets batches at or above `offset` (the log was truncated there), and producers left
+    /// with none.
+    pub fn truncate_to(&mut self, offset: u64) {
+        self.producers.retain(|_, entry| {
+            entry.batches.retain(|batch| batch.last_offset < offset);
+            !entry.batches.is_empty()
+        });
+    }
+
+    /// The state as a snapshot file covering every offset below `covered_offset`.
+    pub fn encode_snapshot(&self, covered_offset: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            SNAPSHOT_HEADER_BYTES
+                + self.producers.len()
+                    * (SNAPSHOT_PRODUCER_BYTES + PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES)
+                + SNAPSHOT_CRC_BYTES,
+        );
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        out.extend_from_slice(&covered_offset.to_be_bytes());
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        // In producer-id order, so equal states give equal files.
+        let mut producer_ids: Vec<&i64> = self.producers.keys().collect();
+        producer_ids.sort_unstable();
+        for producer_id in producer_ids {
+            let entry = &self.producers[producer_id];
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+            out.push(entry.batches.len() as u8);
+            for batch in &entry.batches {
+                out.extend_from_slice(&batch.first_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.last_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.base_offset.to_be_bytes());
+                out.extend_from_slice(&batch.last_offset.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// The largest snapshot `producers_max` producers can make: a file above it is damaged.
+    pub fn snapshot_bytes_max(producers_max: usize) -> u64 {
+        (SNAPSHOT_HEADER_BYTES
+            + producers_max
+                * (SNAPSHOT_PRODUCER_BYTES + PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES)
+            + SNAPSHOT_CRC_BYTES) as u64
+    }
+
+    /// Reads a snapshot: the state and the offset it covers, or why it cannot be used.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<(Self, u64), String> {
+        let body_bytes = bytes
+            .len()
+            .checked_sub(SNAPSHOT_CRC_BYTES)
+            .filter(|&body| body >= SNAPSHOT_HEADER_BYTES)
+            .ok_or_else(|| format!("{} bytes is too short", bytes.len()))?;
+        let (body, crc) = bytes.split_at(body_bytes);
+        let stored = u32::from_be_bytes(crc.try_into().map_err(|_| "no checksum")?);
+        if crc32c::crc32c(body) != stored {
+            return Err("checksum mismatch".into());
+        }
+        let mut reader = SnapshotReader { bytes: body };
+        if reader.take::<4>()? != *SNAPSHOT_MAGIC {
+            return Err("not a producer state snapshot".into());
+        }
+        let version = u16::from_be_bytes(reader.take()?);
+        if version != SNAPSHOT_VERSION {
+            return Err(format!("unknown snapshot version {version}"));
+        }
+        let covered_offset = u64::from_be_bytes(reader.take()?);
+        let count = u32::from_be_bytes(reader.take()?) as usize;
+        let mut states = Self::default();
+        for _ in 0..count {
+            let producer_id = i64::from_be_bytes(reader.take()?);
+            let epoch = i16::from_be_bytes(reader.take()?);
+            let last_append_ms = i64::from_be_bytes(reader.take()?);
+            let [batch_count] = reader.take::<1>()?;
+            if usize::from(batch_count) > PRODUCER_BATCHES_KEPT {
+                return Err(format!("producer {producer_id} has {batch_count} batches"));
+            }
+            let mut batches = VecDeque::with_capacity(PRODUCER_BATCHES_KEPT);
+            for _ in 0..batch_count {
+                batches.push_back(ProducerBatch {
+                    first_sequence: i32::from_be_bytes(reader.take()?),
+                    last_sequence: i32::from_be_bytes(reader.take()?),
+                    base_offset: u64::from_be_bytes(reader.take()?),
+                    last_offset: u64::from_be_bytes(reader.take()?),
+                });
+            }
+            states.producers.insert(
+                producer_id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_append_ms,
+                },
+            );
+        }
+        if !reader.bytes.is_empty() {
+            return Err(format!(
+                "{} bytes after the last producer",
+                reader.bytes.len()
+            ));
+        }
+        Ok((states, covered_offset))
+    }
+}
+
+struct SnapshotReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl SnapshotReader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        if self.bytes.len() < N {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        head.try_into().map_err(|_| "truncated".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(producer_id: i64, epoch: i16, sequence: i32, records: u32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: 0,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: sequence,
+            record_count: records,
+        }
+    }
+
+    fn appended(states: &mut ProducerStates, header: &BatchHeader, base_offset: u64) {
+        assert_eq!(states.check(header), Ok(SequenceCheck::Append));
+        states.record(header, base_offset, 0, 100);
+    }
+
+    #[test]
+    fn in_order_batches_pass_and_retries_of_the_last_five_are_duplicates() {
+        let mut states = ProducerStates::default();
+        for batch in 0..7 {
+            appended(
+                &mut states,
+                &header(7, 0, batch * 10, 10),
+                batch as u64 * 10,
+            );
+        }
+        // The last five are remembered: a retry of each gets its original offsets.
+        for batch in 2..7 {
+            let retry = header(7, 0, batch * 10, 10);
+            let Ok(SequenceCheck::Duplicate(original)) = states.check(&retry) else {
+                panic!("batch {batch} is a duplicate");
+            };
+            assert_eq!(original.base_offset, batch as u64 * 10);
+            assert_eq!(original.last_offset, batch as u64 * 10 + 9);
+        }
+        // Older ones are gone: a retry of batch 1 is out of order.
+        assert!(matches!(
+            states.check(&header(7, 0, 10, 10)),
+            Err(SequenceError::OutOfOrderSequence { last: 69, .. })
+        ));
+        assert_eq!(
+            states.check(&header(7, 0, 70, 3)),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn gaps_stale_epochs_and_unknown_producers_are_refused() {
+        let mut states = ProducerStates::default();
+        appended(&mut states, &header(1, 3, 0, 5), 0);
+        assert!(matches!(
+            states.check(&header(1, 3, 6, 1)),
+            Err(SequenceError::OutOfOrderSequence {
+                sequence: 6,
+                last: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            states.check(&header(1, 2, 5, 1)),
+            Err(SequenceError::InvalidProducerEpoch { current: 3, .. })
+        ));
+        assert!(matches!(
+            states.check(&header(1, 4, 5, 1)),
+            Err(SequenceError::OutOfOrderSequence { last: -1, .. })
+        ));
+        assert_eq!(states.check(&header(1, 4, 0, 1)), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            states.check(&header(2, 0, 9, 1)),
+            Err(SequenceError::UnknownProducerId { sequence: 9, .. })
+        ));
+        assert!(matches!(
+            states.check(&header(2, 0, -1, 1)),
+            Err(SequenceError::InvalidSequence { .. })
+        ));
+        assert_eq!(
+            states.check(&header(-1, -1, -1, 1)),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn a_new_epoch_forgets_the_old_batches_and_sequences_wrap() {
+        let mut states = ProducerStates::default();
+        appended(&mut states, &header(1, 0, 0, 2), 0);
+        appended(&mut states, &header(1, 1, 0, 2), 2);
+        assert_eq!(states.last_batch(1).map(|(epoch, _)| epoch), Some(1));
+        assert!(matches!(
+            states.check(&header(1, 0, 0, 2)),
+            Err(SequenceError::InvalidProducerEpoch { .. })
+        ));
+        appended(&mut states, &header(1, 1, 2, i32::MAX as u32 - 2), 4);
+        let (_, last) = states.last_batch(1).unwrap();
+        assert_eq!(last.map(|batch| batch.last_sequence), Some(i32::MAX - 1));
+        appended(&mut states, &header(1, 1, i32::MAX, 2), 10);
+        let (_, last) = states.last_batch(1).unwrap();
+        assert_eq!(last.map(|batch| batch.last_sequence), Some(0));
+        assert_eq!(states.check(&header(1, 1, 1, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn producers_are_bounded_expire_and_truncate() {
+        let mut states = ProducerStates::default();
+        for producer_id in 0..3 {
+            states.record(
+                &header(producer_id, 0, 0, 1),
+                producer_id as u64,
+                producer_id,
+                2,
+            );
+        }
+        assert_eq!(states.len(), 2, "the least recent producer made room");
+        assert!(states.last_batch(0).is_none());
+        assert_eq!(states.expire(2_000, 1_000), 2);
+        states.record(&header(5, 0, 0, 1), 10, 0, 10);
+        states.record(&header(5, 0, 1, 1), 11, 0, 10);
+        states.truncate_to(11);
+        assert_eq!(
+            states
+                .last_batch(5)
+                .and_then(|(_, last)| last)
+                .map(|batch| batch.base_offset),
+            Some(10)
+        );
+        states.truncate_to(10);
+        assert!(states.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_damage_is_reported() {
+        let mut states = ProducerStates::default();
+        for batch in 0..6 {
+            states.record(&header(42, 1, batch * 2, 2), batch as u64 * 2, 77, 10);
+        }
+        states.record(&header(-5, 0, 0, 1), 12, 0, 10);
+        states.record(&header(3, 0, 0, 1), 13, 5, 10);
+        let snapshot = states.encode_snapshot(14);
+        assert!(snapshot.len() as u64 <= ProducerStates::snapshot_bytes_max(2));
+        assert_eq!(ProducerStates::decode_snapshot(&snapshot), Ok((states, 14)));
+        let mut damaged = snapshot.clone();
+        damaged[10] ^= 1;
+        assert!(ProducerStates::decode_snapshot(&damaged).is_err());
+        assert!(ProducerStates::decode_snapshot(&snapshot[..5]).is_err());
+    }
+}
