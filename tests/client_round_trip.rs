@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use broker_support::{free_port_run, tempdir, Broker};
+
 use glommio::{LocalExecutorBuilder, Placement};
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -524,4 +525,101 @@ fn consumer_commits_positions_and_a_new_consumer_resumes_from_them() {
             Err(ClientError::InvalidConfig(_))
         ));
     });
+}
+
+#[test]
+fn the_default_producer_is_idempotent_and_keeps_sequences_across_request_timeouts() {
+    let directory = tempdir();
+    let broker = Broker::start(&directory.path().join("data"), 1, &[]);
+    let bootstrap = broker.bootstrap_servers();
+    let (paused_sender, paused_receiver) = std::sync::mpsc::channel::<()>();
+    let (resumed_sender, resumed_receiver) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn({
+        let bootstrap = bootstrap.clone();
+        move || {
+            run(move || async move {
+                create(&bootstrap, "sdk-idempotent", 2).await;
+                let mut client = ClientConfig::new(&bootstrap);
+                // Requests time out while the broker is paused: the producer sends them
+                // again, under the same sequences, until it answers.
+                client.request_timeout_ms = 500;
+                let producer = Producer::new(
+                    client,
+                    ProducerConfig {
+                        retries: 100,
+                        retry_backoff_ms: 100,
+                        linger_ms: 1,
+                        ..ProducerConfig::default()
+                    },
+                )
+                .expect("producer");
+                assert!(producer.is_idempotent(), "on by default with acks=all");
+                let mut deliveries = Vec::new();
+                for index in 0..2_000 {
+                    let value = index.to_string();
+                    deliveries.push(
+                        producer
+                            .send(ProducerRecord {
+                                topic: "sdk-idempotent",
+                                partition: Some(index % 2),
+                                value: Some(value.as_bytes()),
+                                ..ProducerRecord::default()
+                            })
+                            .await
+                            .expect("send"),
+                    );
+                    if index == 1_000 {
+                        // The broker is paused for 2 s from here: the next batches go out to
+                        // it, time out after 500 ms and are sent again.
+                        paused_sender.send(()).expect("signal");
+                        glommio::timer::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                while resumed_receiver.try_recv().is_err() {
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+                for delivery in deliveries {
+                    delivery.await.expect("delivered");
+                }
+                // An idempotent producer needs acks=all.
+                let refused = Producer::new(
+                    ClientConfig::new(&bootstrap),
+                    ProducerConfig {
+                        acks: Acks::Leader,
+                        idempotence: Some(true),
+                        ..ProducerConfig::default()
+                    },
+                );
+                assert!(matches!(refused, Err(ClientError::InvalidConfig(_))));
+            });
+        }
+    });
+    paused_receiver.recv().expect("paused");
+    broker.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2_000));
+    broker.signal(libc::SIGCONT);
+    resumed_sender.send(()).expect("resume");
+    client.join().expect("client");
+    let mut connection = broker_support::RawConnection::connect(broker.shard_address(0));
+    for partition in 0..2 {
+        let batches = broker_support::stored_batches(&mut connection, "sdk-idempotent", partition);
+        let records: u64 = batches
+            .iter()
+            .map(|batch| u64::from(batch.record_count))
+            .sum();
+        assert_eq!(records, 1_000, "partition {partition}: every record once");
+        let mut expected = (-1, 0);
+        for batch in &batches {
+            assert!(batch.producer_id >= 0, "stamped with a producer id");
+            if batch.producer_id != expected.0 {
+                // A new producer id (after an abandoned identity) starts at sequence 0.
+                expected = (batch.producer_id, 0);
+            }
+            assert_eq!(
+                batch.base_sequence, expected.1,
+                "partition {partition} in sequence"
+            );
+            expected.1 += batch.record_count as i32;
+        }
+    }
 }

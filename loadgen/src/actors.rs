@@ -167,6 +167,7 @@ pub async fn producer_actor(
             batch_bytes: settings.batch_bytes,
             compression: settings.compression.codec(),
             buffer_bytes_max: (settings.batch_bytes * 8).max(64 << 20),
+            idempotence: Some(settings.idempotent),
             ..ProducerConfig::default()
         },
     ) {

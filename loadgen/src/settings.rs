@@ -116,6 +116,10 @@ pub struct Flags {
     /// Compression: none, lz4 or zstd
     #[arg(long, value_enum)]
     pub compression: Option<CompressionFlag>,
+    /// Produce idempotently (KIP-98: producer id and sequences; needs --acks all). Off by
+    /// default, so that runs stay comparable with earlier ones
+    #[arg(long)]
+    pub idempotent: bool,
     /// Total messages per second over all producers, open-loop; 0: as fast as possible
     #[arg(long)]
     pub rate: Option<u64>,
@@ -184,6 +188,9 @@ pub struct RunSettings {
     pub acks: AcksFlag,
     /// Codec.
     pub compression: CompressionFlag,
+    /// Idempotent producers.
+    #[serde(default)]
+    pub idempotent: bool,
     /// Target rate, msgs/s over all producers; 0 for unlimited.
     pub rate: u64,
     /// Seconds to produce, when no message count is given.
@@ -223,6 +230,7 @@ impl RunSettings {
             linger_ms: flags.linger_ms.unwrap_or(preset.5),
             acks: flags.acks.unwrap_or(preset.6),
             compression: flags.compression.unwrap_or(CompressionFlag::None),
+            idempotent: flags.idempotent,
             rate: flags.rate.unwrap_or(preset.7),
             duration_s: match (flags.duration, flags.messages) {
                 (Some(duration), _) => Some(duration),
@@ -246,6 +254,9 @@ impl RunSettings {
             return Err(format!(
                 "--message-bytes must be at least {MESSAGE_BYTES_MIN} (the timestamp)"
             ));
+        }
+        if settings.idempotent && settings.acks != AcksFlag::All {
+            return Err("--idempotent needs --acks all".into());
         }
         if settings.batch_bytes == 0 {
             return Err("--batch-bytes must be positive".into());

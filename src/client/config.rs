@@ -61,6 +61,10 @@ pub struct ProducerConfig {
     pub retries: u32,
     /// Wait between attempts.
     pub retry_backoff_ms: u64,
+    /// `enable.idempotence`: the broker stores each batch once, in order, however often it is
+    /// retried. `None` (the default) turns it on when `acks` is `All`, as the Java client
+    /// does (KIP-679); `Some(true)` with other acks is refused.
+    pub idempotence: Option<bool>,
 }
 
 impl Default for ProducerConfig {
@@ -74,6 +78,7 @@ impl Default for ProducerConfig {
             buffer_bytes_max: 64 << 20,
             retries: 10,
             retry_backoff_ms: 100,
+            idempotence: None,
         }
     }
 }

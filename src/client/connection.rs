@@ -27,7 +27,7 @@ use super::error::{ClientError, ClientResult};
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 /// The versions this client speaks, per API: the same ranges the broker implements.
-const CLIENT_VERSIONS: [(ApiKey, i16, i16); 16] = [
+const CLIENT_VERSIONS: [(ApiKey, i16, i16); 17] = [
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
@@ -45,6 +45,7 @@ const CLIENT_VERSIONS: [(ApiKey, i16, i16); 16] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
 ];

@@ -8,7 +8,8 @@
 //! | one pipelined connection per broker, version negotiation | `connection.rs` |
 //! | brokers, topics, leaders, connections | `cluster.rs` |
 //! | murmur2 (Java-compatible) and sticky partitioners | `partitioner.rs` |
-//! | [`Producer`]: batching, linger, acks, compression, retries, bounded in-flight | `producer.rs` |
+//! | [`Producer`]: batching, linger, acks, compression, retries, bounded in-flight, idempotence | `producer.rs` |
+//! | the idempotent producer's id and per-partition sequences (KIP-98) | `idempotence.rs` |
 //! | [`Consumer`]: assign, seek, pipelined fetches | `consumer.rs` |
 //! | [`GroupConsumer`]: subscribe through a consumer group (classic protocol), eager or cooperative rebalances, auto-commit, rebalance callbacks | `group_consumer.rs` |
 //! | [`Assignor`]: range and roundrobin; Kafka's subscription and assignment formats | `assignor.rs` |
@@ -28,6 +29,7 @@ pub mod cooperative_sticky;
 pub mod error;
 pub mod group_consumer;
 pub mod group_offsets;
+pub mod idempotence;
 pub mod partitioner;
 pub mod producer;
 

@@ -7,9 +7,15 @@
 //!
 //! A record's delivery is a [`DeliveryFuture`] sharing its batch's completion, so a record
 //! costs one `Rc` clone, not a channel.
+//!
+//! Idempotent (`ProducerConfig::idempotence`, on by default with acks=all, as in the Java
+//! client): each partition's batches go out one at a time, in order, each stamped with the
+//! producer id and its first sequence when its turn comes (`idempotence.rs`); a retry keeps
+//! its sequence, so the broker stores it once. A partition then has one produce request in
+//! flight instead of several, and its batches grow while they wait, up to `batch_bytes`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -22,12 +28,13 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::record::{Header, Record, RecordBatchBuilder};
+use crate::record::{Header, Record, RecordBatch, RecordBatchBuilder};
 use crate::wake::WakerSet;
 
 use super::cluster::Cluster;
 use super::config::{Acks, ClientConfig, ProducerConfig};
 use super::error::{ClientError, ClientResult};
+use super::idempotence::Idempotence;
 use super::partitioner::{partition_for_key, StickyPartitioner};
 
 /// Per-record overhead counted against batch and buffer sizes (lengths, deltas, attributes).
@@ -145,7 +152,24 @@ struct Inner {
     waiters: WakerSet,
     in_flight: RefCell<HashMap<i32, Rc<Semaphore>>>,
     next_generation: Cell<u64>,
+    /// Set when the producer is idempotent.
+    idempotence: Option<Idempotence>,
+    /// Idempotent: each partition's closed batches, sent one at a time in this order. Bounded
+    /// by `buffer_bytes_max`, which counts every batch until it is acknowledged.
+    queues: RefCell<HashMap<(String, i32), PartitionQueue>>,
 }
+
+/// An idempotent producer's closed batches of one partition.
+#[derive(Default)]
+struct PartitionQueue {
+    batches: VecDeque<OpenBatch>,
+    /// A task is sending them.
+    sending: bool,
+}
+
+/// Times a batch is stamped afresh under a new producer id because the broker lost the old
+/// one, before it fails with that error.
+const PRODUCER_RESTARTS_MAX: u32 = 3;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -161,6 +185,15 @@ impl Producer {
                 "batch_bytes and in_flight_per_broker_max must be positive".into(),
             ));
         }
+        let idempotent = match config.idempotence {
+            Some(true) if config.acks != Acks::All => {
+                return Err(ClientError::InvalidConfig(
+                    "an idempotent producer needs acks=all".into(),
+                ))
+            }
+            Some(enabled) => enabled,
+            None => config.acks == Acks::All,
+        };
         if config.buffer_bytes_max < config.batch_bytes {
             return Err(ClientError::InvalidConfig(format!(
                 "buffer_bytes_max {} is below batch_bytes {}",
@@ -178,6 +211,8 @@ impl Producer {
                 waiters: WakerSet::default(),
                 in_flight: RefCell::new(HashMap::new()),
                 next_generation: Cell::new(1),
+                idempotence: idempotent.then(Idempotence::default),
+                queues: RefCell::new(HashMap::new()),
             }),
         })
     }
@@ -358,6 +393,11 @@ impl Producer {
     pub fn buffered_bytes(&self) -> usize {
         self.inner.buffered_bytes.get()
     }
+
+    /// Whether batches carry a producer id and sequences (see the module doc).
+    pub fn is_idempotent(&self) -> bool {
+        self.inner.idempotence.is_some()
+    }
 }
 
 /// Closes the open batch of a partition and starts sending it.
@@ -380,6 +420,20 @@ fn dispatch(inner: &Rc<Inner>, topic: &str, partition: i32) {
     inner
         .outstanding_batches
         .set(inner.outstanding_batches.get() + 1);
+    if inner.idempotence.is_some() {
+        let key = (topic.to_string(), partition);
+        let start = {
+            let mut queues = inner.queues.borrow_mut();
+            let queue = queues.entry(key).or_default();
+            queue.batches.push_back(batch);
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start {
+            glommio::spawn_local(send_in_order(inner.clone(), topic.to_string(), partition))
+                .detach();
+        }
+        return;
+    }
     let built = batch
         .builder
         .build_compressed(inner.config.compression)
@@ -391,16 +445,104 @@ fn dispatch(inner: &Rc<Inner>, topic: &str, partition: i32) {
             Ok(bytes) => send_batch(&inner, &topic, partition, bytes).await,
             Err(error) => Err(ClientError::Batch(error)),
         };
-        batch.completion.complete(result);
-        inner
-            .buffered_bytes
-            .set(inner.buffered_bytes.get().saturating_sub(batch.bytes));
-        inner
-            .outstanding_batches
-            .set(inner.outstanding_batches.get().saturating_sub(1));
-        inner.waiters.wake_all();
+        finish(&inner, &batch.completion, batch.bytes, result);
     })
     .detach();
+}
+
+/// A batch is done: its records learn the outcome, and its bytes leave the buffer.
+fn finish(inner: &Inner, completion: &Completion, batch_bytes: usize, result: ClientResult<i64>) {
+    completion.complete(result);
+    inner
+        .buffered_bytes
+        .set(inner.buffered_bytes.get().saturating_sub(batch_bytes));
+    inner
+        .outstanding_batches
+        .set(inner.outstanding_batches.get().saturating_sub(1));
+    inner.waiters.wake_all();
+}
+
+/// Idempotent: sends a partition's queued batches one at a time, in order, until none is left.
+async fn send_in_order(inner: Rc<Inner>, topic: String, partition: i32) {
+    let key = (topic, partition);
+    loop {
+        let next = {
+            let mut queues = inner.queues.borrow_mut();
+            let Some(queue) = queues.get_mut(&key) else {
+                return;
+            };
+            match queue.batches.pop_front() {
+                Some(batch) => batch,
+                None => {
+                    queues.remove(&key);
+                    return;
+                }
+            }
+        };
+        let OpenBatch {
+            builder,
+            bytes,
+            records,
+            completion,
+            ..
+        } = next;
+        let result = match builder.build_compressed(inner.config.compression) {
+            Ok(batch) => send_sequenced(&inner, &key.0, partition, batch, records).await,
+            Err(error) => Err(ClientError::Batch(error)),
+        };
+        finish(&inner, &completion, bytes, result);
+    }
+}
+
+/// Stamps a batch with the producer id and its partition's next sequence and sends it, with
+/// the producer's retries; again under a new producer id if the broker lost the old one.
+async fn send_sequenced(
+    inner: &Rc<Inner>,
+    topic: &str,
+    partition: i32,
+    mut batch: RecordBatch,
+    records: i64,
+) -> ClientResult<i64> {
+    let Some(idempotence) = inner.idempotence.as_ref() else {
+        return send_batch(inner, topic, partition, batch.into_bytes()).await;
+    };
+    let records = i32::try_from(records)
+        .map_err(|_| ClientError::InvalidConfig(format!("{records} records in one batch")))?;
+    let mut restarts = 0;
+    loop {
+        let (identity, sequence) = idempotence
+            .next_batch(&inner.cluster, topic, partition)
+            .await?;
+        batch.set_producer(identity.0, identity.1, sequence);
+        let bytes = batch.into_bytes();
+        let result = send_batch(inner, topic, partition, bytes.clone()).await;
+        match result {
+            Ok(base_offset) => {
+                idempotence.acknowledged(identity, topic, partition, records);
+                return Ok(base_offset);
+            }
+            Err(error) => {
+                // Whatever happened, a later batch must not count on this identity's
+                // sequence: the batch may or may not be stored.
+                idempotence.abandon(identity);
+                let lost = matches!(
+                    &error,
+                    ClientError::Broker {
+                        error: kafka_protocol::ResponseError::UnknownProducerId
+                            | kafka_protocol::ResponseError::OutOfOrderSequenceNumber
+                            | kafka_protocol::ResponseError::InvalidProducerEpoch,
+                        ..
+                    }
+                );
+                if !lost || restarts >= PRODUCER_RESTARTS_MAX {
+                    return Err(error);
+                }
+                restarts += 1;
+                // The request is gone: the bytes are this batch's alone again (or copied).
+                batch = RecordBatch::from_bytes(bytes).map_err(ClientError::Batch)?;
+            }
+        }
+    }
 }
 
 async fn send_batch(

@@ -126,6 +126,23 @@ impl RecordBatch {
         self.header.crc = crc;
     }
 
+    /// Stamps the idempotent producer's id, epoch and first sequence (fields the CRC covers,
+    /// so it is recomputed). A producer stamps a batch when it is its turn to be sent, and
+    /// again under a new producer id when the broker lost the old one.
+    pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+        self.bytes[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+        self.bytes[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2]
+            .copy_from_slice(&producer_epoch.to_be_bytes());
+        self.bytes[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4]
+            .copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = batch_crc(&self.bytes);
+        self.bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        self.header.producer_id = producer_id;
+        self.header.producer_epoch = producer_epoch;
+        self.header.base_sequence = base_sequence;
+        self.header.crc = crc;
+    }
+
     /// Iterates the records of an uncompressed batch.
     pub fn records(&self) -> Result<RecordIter<'_>, BatchError> {
         RecordIter::new(&self.header, &self.bytes)
