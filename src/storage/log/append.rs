@@ -60,10 +60,9 @@ impl LogInner {
         }
         // An idempotent producer's retry is answered from its first append, and a batch out
         // of its sequence is refused before it takes an offset.
-        let producer_header = *batch.header();
-        if producer_header.producer_id >= 0 {
+        if batch.header().producer_id >= 0 {
             if let SequenceCheck::Duplicate(original) =
-                self.producers.borrow().check(&producer_header)?
+                self.producers.borrow().check(batch.header())?
             {
                 return Ok(AppendInfo {
                     base_offset: original.base_offset,
