@@ -5,10 +5,13 @@
 # librdkafka/ directory in the cargo registry); nothing else is downloaded. The library and
 # the suite's test-runner are built once into target/librdkafka-suite/ and reused.
 #
-# Usage: tests/compat/librdkafka.sh [--binary PATH] [--timeout SECONDS] [--list FILE] [TEST...]
+# Usage: tests/compat/librdkafka.sh [--binary PATH] [--timeout SECONDS] [--list FILE] [--jobs N]
+#                                    [TEST...]
 #   --binary PATH     the streambus binary (default: target/debug/streambus, built if missing)
 #   --timeout SECONDS the longest one test may run (default 300)
 #   --list FILE       the allowlist (default: tests/compat/librdkafka.allow)
+#   --jobs N          how many tests run at once against the broker (default 2, or
+#                     $LIBRDKAFKA_SUITE_JOBS)
 # Each test's output goes to target/librdkafka-suite-logs/NNNN.log (or $LIBRDKAFKA_SUITE_LOGS).
 #   TEST...           run these test numbers instead of the allowlist (e.g. 0041 0081);
 #                     add :full to run one without quick mode (-Q), :noautocreate to run it
@@ -29,6 +32,7 @@ cd "$root"
 
 binary="target/debug/streambus"
 timeout_seconds=300
+jobs="${LIBRDKAFKA_SUITE_JOBS:-2}"
 list="tests/compat/librdkafka.allow"
 requested=()
 while [ $# -gt 0 ]; do
@@ -36,7 +40,8 @@ while [ $# -gt 0 ]; do
     --binary) binary="$2"; shift 2 ;;
     --timeout) timeout_seconds="$2"; shift 2 ;;
     --list) list="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "librdkafka.sh: unknown option $1" >&2; exit 2 ;;
     *) requested+=("$1"); shift ;;
   esac
@@ -164,36 +169,24 @@ export TEST_KAFKA_VERSION=4.1.0
 export RDKAFKA_TEST_CONF="$work/test.conf"
 export LD_LIBRARY_PATH="$root/$suite/src:$root/$suite/src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-passed=0
-failed=0
-failed_tests=()
-# Default-scenario tests first, then those that need auto-creation off.
-ordered=()
-for entry in "${tests[@]}"; do [[ "$entry" == *:noautocreate* ]] || ordered+=("$entry"); done
-for entry in "${tests[@]}"; do [[ "$entry" == *:noautocreate* ]] && ordered+=("$entry"); done
-for entry in "${ordered[@]}"; do
-  number="${entry%%:*}"
-  quick="-Q"
+# Runs one test (NUMBER[:full][:noautocreate][:consumer]) against the running broker and
+# prints its PASS/FAIL line; appends "pass LABEL" or "fail LABEL" to the results file $2.
+run_test() {
+  local entry="$1" results="$2"
+  local number="${entry%%:*}" quick="-Q" group_protocol=classic
   [[ "$entry" == *:full* ]] && quick=""
-  scenario=default
-  [[ "$entry" == *:noautocreate* ]] && scenario=noautocreate
-  group_protocol=classic
   [[ "$entry" == *:consumer* ]] && group_protocol=consumer
-  if [ "$scenario" != "$broker_scenario" ]; then
-    stop_broker
-    start_broker "$scenario"
-  fi
-  if ! kill -0 "$broker_pid" 2>/dev/null; then
-    echo "FAIL $number (the broker is no longer running)"
-    failed=$((failed + 1)); failed_tests+=("$number"); continue
-  fi
   # A test run under both group protocols keeps one log per protocol.
-  label="$number"
+  local label="$number"
   [ "$group_protocol" = consumer ] && label="$number-consumer"
-  log="$logs/$label.log"
-  report="$work/report-$label.json"
+  if ! kill -0 "$broker_pid" 2>/dev/null; then
+    echo "FAIL $label (the broker is no longer running)"
+    echo "fail $label" >>"$results"
+    return
+  fi
+  local log="$logs/$label.log" report="$work/report-$label.json"
+  local started status=0 elapsed verdict
   started=$(date +%s)
-  status=0
   # -L: leave out the local-only variants (mock cluster, no broker) that share the number.
   (cd "$suite/tests" && TESTS="$number" TEST_REPORT="$report" \
     TEST_CONSUMER_GROUP_PROTOCOL="$group_protocol" \
@@ -247,13 +240,59 @@ else:
 PY
 )
   case "$verdict" in
-    ok*) echo "PASS $label (${elapsed}s) ${verdict#ok }"; passed=$((passed + 1)) ;;
-    *) echo "FAIL $label (${elapsed}s) $verdict; log: $log"
-       failed=$((failed + 1)); failed_tests+=("$label") ;;
+    ok*) echo "PASS $label (${elapsed}s) ${verdict#ok }"; echo "pass $label" >>"$results" ;;
+    *) echo "FAIL $label (${elapsed}s) $verdict; log: $log"; echo "fail $label" >>"$results" ;;
   esac
+}
+
+# Runs the tests listed in file $1 against the running broker, $jobs at a time: each lane takes
+# the next test from the list (under a lock) until none is left. The suite's tests are written
+# to run side by side (librdkafka's own CI runs several at once; test.topic.random keeps their
+# topics and groups apart), and most of their time is waiting, so two lanes halve the run.
+run_queue() {
+  local queue="$1" results="$2" lane lanes=()
+  echo 0 >"$queue.next"
+  : >"$queue.lock"
+  for lane in $(seq 1 "$jobs"); do
+    (
+      while true; do
+        exec 9<>"$queue.lock"
+        flock 9
+        index=$(cat "$queue.next")
+        echo $((index + 1)) >"$queue.next"
+        flock -u 9
+        exec 9>&-
+        entry=$(sed -n "$((index + 1))p" "$queue")
+        [ -n "$entry" ] || break
+        run_test "$entry" "$results"
+      done
+    ) &
+    lanes+=($!)
+  done
+  # Only the lanes: a bare `wait` would wait for the broker too.
+  wait "${lanes[@]}"
+}
+
+results="$work/results"
+: >"$results"
+# Default-scenario tests first, then those that need auto-creation off: one broker each.
+for scenario in default noautocreate; do
+  queue="$work/queue-$scenario"
+  : >"$queue"
+  for entry in "${tests[@]}"; do
+    if [[ "$entry" == *:noautocreate* ]]; then entry_scenario=noautocreate; else entry_scenario=default; fi
+    [ "$entry_scenario" = "$scenario" ] && echo "$entry" >>"$queue"
+  done
+  [ -s "$queue" ] || continue
+  stop_broker
+  start_broker "$scenario"
+  run_queue "$queue" "$results"
 done
 
 stop_broker
+passed=$(grep -c '^pass ' "$results" || true)
+failed=$(grep -c '^fail ' "$results" || true)
+failed_tests=$(sed -n 's/^fail //p' "$results" | sort | tr '\n' ' ')
 failed=$((failed + broker_problems))
-echo "$passed passed, $failed failed${failed_tests[*]:+ (${failed_tests[*]})}"
+echo "$passed passed, $failed failed${failed_tests:+ (${failed_tests% })}"
 [ "$failed" -eq 0 ]
