@@ -10,8 +10,8 @@ use thiserror::Error;
 
 use crate::record::TimestampType;
 use crate::storage::{
-    FlushPolicy, LogConfig, BATCH_BYTES_MAX_DEFAULT, FLUSH_INTERVAL_MS_DEFAULT,
-    INDEX_INTERVAL_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+    FlushPolicy, LogConfig, ABORTED_TRANSACTIONS_MAX_DEFAULT, BATCH_BYTES_MAX_DEFAULT,
+    FLUSH_INTERVAL_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
     PRODUCER_ID_EXPIRATION_MS_DEFAULT, RECYCLED_SEGMENTS_MAX_DEFAULT, RETENTION_MS_DEFAULT,
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
     STAGED_BYTES_MAX_DEFAULT, WRITE_BUFFER_BYTES_DEFAULT,
@@ -139,6 +139,9 @@ pub struct LogDefaults {
     pub producers_per_partition_max: usize,
     /// Kafka's `producer.id.expiration.ms`: a producer idle this long is forgotten.
     pub producer_id_expiration_ms: u64,
+    /// Aborted transactions each partition remembers for `read_committed` readers (the
+    /// oldest is forgotten past it, with a warning).
+    pub aborted_transactions_per_partition_max: usize,
 }
 
 impl Default for LogDefaults {
@@ -158,6 +161,7 @@ impl Default for LogDefaults {
             staged_bytes_max: STAGED_BYTES_MAX_DEFAULT,
             producers_per_partition_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
             producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            aborted_transactions_per_partition_max: ABORTED_TRANSACTIONS_MAX_DEFAULT,
         }
     }
 }
@@ -195,6 +199,7 @@ impl LogDefaults {
             staged_bytes_max: self.staged_bytes_max,
             producers_max: self.producers_per_partition_max,
             producer_id_expiration_ms: self.producer_id_expiration_ms,
+            aborted_transactions_max: self.aborted_transactions_per_partition_max,
             // The periodic pass runs every few minutes; a busy partition rolls far more often,
             // and each roll should find a recycled file.
             retention_on_roll: true,

@@ -37,6 +37,7 @@ pub struct RecordBatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    transactional: bool,
 }
 
 impl Default for RecordBatchBuilder {
@@ -58,7 +59,14 @@ impl RecordBatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
         }
+    }
+
+    /// Marks the batch as part of its producer's transaction (the transactional bit).
+    pub fn transactional(mut self) -> Self {
+        self.transactional = true;
+        self
     }
 
     /// Marks the batch as sent by an idempotent producer.
@@ -141,7 +149,37 @@ impl RecordBatchBuilder {
         self.finish(0)
     }
 
+    /// A control batch holding one transaction marker (KIP-98), as the broker writes it into a
+    /// partition of a transaction: transactional and control bits set, no sequence, the key
+    /// (version 0, `control_type`: 0 abort, 1 commit) and the value (version 0, the
+    /// coordinator's epoch).
+    pub fn control_marker(
+        producer_id: i64,
+        producer_epoch: i16,
+        control_type: i16,
+        coordinator_epoch: i32,
+        timestamp_ms: i64,
+    ) -> RecordBatch {
+        let mut key = [0u8; 4];
+        key[2..].copy_from_slice(&control_type.to_be_bytes());
+        let mut value = [0u8; 6];
+        value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+        let mut builder = Self::with_capacity(32).producer(producer_id, producer_epoch, -1);
+        builder.push(Record {
+            key: Some(&key),
+            value: Some(&value),
+            headers: &[],
+            timestamp_ms,
+        });
+        builder.finish(super::ATTRIBUTE_TRANSACTIONAL_BIT | super::ATTRIBUTE_CONTROL_BIT)
+    }
+
     fn finish(mut self, attributes: i16) -> RecordBatch {
+        let attributes = if self.transactional {
+            attributes | super::ATTRIBUTE_TRANSACTIONAL_BIT
+        } else {
+            attributes
+        };
         let batch_length = (self.bytes.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
         let header = &mut self.bytes[..BATCH_HEADER_BYTES];
         put_at(header, BASE_OFFSET_AT, &0i64.to_be_bytes());

@@ -33,6 +33,8 @@ pub const RECYCLED_SEGMENTS_MAX_LIMIT: usize = 64;
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
 /// Largest `producers_per_partition_max`: a snapshot of that many producers is about 140 MiB.
 pub const PRODUCERS_PER_PARTITION_LIMIT: usize = 1_000_000;
+/// The most `aborted_transactions_per_partition_max` may be: 24 MiB of state per partition.
+pub const ABORTED_TRANSACTIONS_PER_PARTITION_LIMIT: usize = 1_000_000;
 /// Default fsync period for [`FlushPolicy::Interval`].
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 
@@ -86,6 +88,9 @@ pub struct LogConfig {
     pub producers_max: usize,
     /// Kafka's `producer.id.expiration.ms`: a producer idle this long is forgotten.
     pub producer_id_expiration_ms: u64,
+    /// Aborted transactions the partition remembers for `read_committed` readers; past it the
+    /// oldest is forgotten (with a warning).
+    pub aborted_transactions_max: usize,
 }
 
 impl Default for LogConfig {
@@ -105,6 +110,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             producers_max: super::producer_state::PRODUCERS_PER_PARTITION_MAX_DEFAULT,
             producer_id_expiration_ms: super::producer_state::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            aborted_transactions_max: super::producer_state::ABORTED_TRANSACTIONS_MAX_DEFAULT,
         }
     }
 }
@@ -162,6 +168,16 @@ impl LogConfig {
                 format!(
                     "{} is outside 1..={PRODUCERS_PER_PARTITION_LIMIT}",
                     self.producers_max
+                ),
+            );
+        }
+        if !(1..=ABORTED_TRANSACTIONS_PER_PARTITION_LIMIT).contains(&self.aborted_transactions_max)
+        {
+            return invalid(
+                "aborted_transactions_per_partition_max",
+                format!(
+                    "{} is outside 1..={ABORTED_TRANSACTIONS_PER_PARTITION_LIMIT}",
+                    self.aborted_transactions_max
                 ),
             );
         }

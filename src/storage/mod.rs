@@ -35,7 +35,8 @@ pub use log::{
 pub use memtable::{MemTable, MemTableBudget, MEMTABLE_BUDGET_BYTES_DEFAULT};
 pub use offset_index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub use producer_state::{
-    ProducerStates, SequenceError, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+    AbortedTransaction, ProducerStates, SequenceError, TransactionMarker,
+    ABORTED_TRANSACTIONS_MAX_DEFAULT, PRODUCERS_PER_PARTITION_MAX_DEFAULT,
     PRODUCER_ID_EXPIRATION_MS_DEFAULT,
 };
 pub use recovery::{RecoveryCut, RecoveryReport};

@@ -14,17 +14,23 @@
 //! at most `max.in.flight.requests.per.connection` = 5 batches in flight per partition, so a
 //! retry is always one of the last five.
 //!
+//! Transactional producers (KIP-98) add two things per partition: the first offset of each
+//! producer's open transaction, whose minimum is the last stable offset (LSO) that
+//! `read_committed` readers stop at, and the list of aborted transactions (producer, first and
+//! last offset) that a `read_committed` fetch returns so the client can drop their records. A
+//! control batch (a commit or abort marker, written by the broker) ends a transaction.
+//!
 //! The state is rebuilt at open from a snapshot ([`ProducerStates::encode_snapshot`], written
 //! when a segment is sealed and at a clean close) plus the batches after the offset the
 //! snapshot covers, so a restart does not rescan whole partitions. The number of producers is
 //! bounded (`producers_max`): when full, the one that appended least recently goes. Producers
 //! idle for `producer_id_expiration_ms` expire.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use thiserror::Error;
 
-use crate::record::BatchHeader;
+use crate::record::{BatchHeader, RecordIter};
 
 /// Batches remembered per producer: Kafka's `NUM_BATCHES_TO_RETAIN`.
 pub const PRODUCER_BATCHES_KEPT: usize = 5;
@@ -34,11 +40,23 @@ pub const PRODUCERS_PER_PARTITION_MAX_DEFAULT: usize = 10_000;
 pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: u64 = 86_400_000;
 /// The first four bytes of a snapshot file.
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SBPS";
-/// The snapshot format this build writes and reads.
-const SNAPSHOT_VERSION: u16 = 1;
+/// The snapshot format this build writes; it reads it and version 1 (no transactions).
+const SNAPSHOT_VERSION: u16 = 2;
+/// The first snapshot format: producers and their batches only.
+const SNAPSHOT_VERSION_IDEMPOTENT_ONLY: u16 = 1;
+/// Aborted transactions a partition remembers at most (`aborted_transactions_max`'s
+/// default); past it the oldest is forgotten, with a warning, and a `read_committed` reader
+/// of offsets that old would see its records. Retention drops the ones below the log start.
+pub const ABORTED_TRANSACTIONS_MAX_DEFAULT: usize = 100_000;
+/// Producer id, first and last offset of an aborted transaction in a snapshot.
+const SNAPSHOT_ABORTED_BYTES: usize = 8 + 8 + 8;
+/// The first offset of a producer's open transaction (-1: none), in a v2 snapshot.
+const SNAPSHOT_ONGOING_BYTES: usize = 8;
+/// The count of aborted transactions after the producers, in a v2 snapshot.
+const SNAPSHOT_ABORTED_COUNT_BYTES: usize = 4;
 /// Magic, version, covered offset, producer count.
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 8 + 4;
-/// Producer id, epoch, last append time, batch count.
+/// Producer id, epoch, last append time, batch count (then, in v2, the open transaction).
 const SNAPSHOT_PRODUCER_BYTES: usize = 8 + 2 + 8 + 1;
 /// First and last sequence, base and last offset.
 const SNAPSHOT_BATCH_BYTES: usize = 4 + 4 + 8 + 8;
@@ -78,6 +96,14 @@ pub enum SequenceError {
         /// The batch's first sequence.
         sequence: i32,
     },
+    /// A transactional batch from a producer whose open transaction this partition does not
+    /// know would be fine, but a plain batch while its transaction is open is not (Kafka's
+    /// INVALID_TXN_STATE).
+    #[error("producer {producer_id} sent a non-transactional batch while its transaction is open")]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+    },
     /// The batch names a producer but no sequence.
     #[error("producer {producer_id}: a batch with a producer id needs a sequence, not {sequence}")]
     InvalidSequence {
@@ -108,6 +134,48 @@ struct ProducerEntry {
     /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
     batches: VecDeque<ProducerBatch>,
     last_append_ms: i64,
+    /// The first offset of its open transaction in this partition.
+    ongoing_first_offset: Option<u64>,
+}
+
+/// A transaction that was aborted: `read_committed` readers drop the producer's records from
+/// `first_offset` up to the abort marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The producer.
+    pub producer_id: i64,
+    /// Its first record in this partition.
+    pub first_offset: u64,
+    /// The offset of the abort marker.
+    pub last_offset: u64,
+}
+
+/// What a control batch's record says (Kafka's `ControlRecordType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMarker {
+    /// The transaction aborted (type 0).
+    Abort,
+    /// The transaction committed (type 1).
+    Commit,
+}
+
+impl TransactionMarker {
+    /// The control record's type field.
+    pub fn control_type(self) -> i16 {
+        match self {
+            TransactionMarker::Abort => 0,
+            TransactionMarker::Commit => 1,
+        }
+    }
+
+    /// The marker a control record's type field names, if it is one.
+    pub fn from_control_type(control_type: i16) -> Option<Self> {
+        match control_type {
+            0 => Some(TransactionMarker::Abort),
+            1 => Some(TransactionMarker::Commit),
+            _ => None,
+        }
+    }
 }
 
 /// What to do with a producer's batch.
@@ -119,10 +187,26 @@ pub enum SequenceCheck {
     Duplicate(ProducerBatch),
 }
 
-/// The idempotent producers of one partition.
+/// The marker a control batch holds, read from its one record's key (version, type); `None`
+/// for any other batch, or a control record of another type.
+pub fn marker_of(header: &BatchHeader, batch: &[u8]) -> Option<TransactionMarker> {
+    if !header.is_control() {
+        return None;
+    }
+    let record = RecordIter::new(header, batch).ok()?.next()?.ok()?;
+    let key = record.key?;
+    let control_type = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    TransactionMarker::from_control_type(control_type)
+}
+
+/// The idempotent and transactional producers of one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions by first offset: the smallest is the last stable offset.
+    ongoing: BTreeMap<u64, i64>,
+    /// Aborted transactions in marker order (so by `last_offset`), oldest first.
+    aborted: VecDeque<AbortedTransaction>,
 }
 
 /// The sequence of a batch's last record: sequences wrap from `i32::MAX` to 0.
@@ -162,6 +246,17 @@ impl ProducerStates {
             return Ok(SequenceCheck::Append);
         }
         let (epoch, sequence) = (header.producer_epoch, header.base_sequence);
+        if header.is_control() {
+            // A marker the broker writes: no sequence, but never from a fenced epoch.
+            return match self.producers.get(&producer_id) {
+                Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch,
+                    current: entry.epoch,
+                }),
+                _ => Ok(SequenceCheck::Append),
+            };
+        }
         if sequence < 0 {
             return Err(SequenceError::InvalidSequence {
                 producer_id,
@@ -198,6 +293,9 @@ impl ProducerStates {
                 })
             };
         }
+        if !header.is_transactional() && entry.ongoing_first_offset.is_some() {
+            return Err(SequenceError::InvalidTxnState { producer_id });
+        }
         let last = last_sequence(header);
         if let Some(original) = entry
             .batches
@@ -228,7 +326,7 @@ impl ProducerStates {
         now_ms: i64,
         producers_max: usize,
     ) {
-        if header.producer_id < 0 || header.base_sequence < 0 {
+        if header.producer_id < 0 || (header.base_sequence < 0 && !header.is_control()) {
             return;
         }
         if !self.producers.contains_key(&header.producer_id)
@@ -243,7 +341,22 @@ impl ProducerStates {
                 epoch: header.producer_epoch,
                 batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
                 last_append_ms: now_ms,
+                ongoing_first_offset: None,
             });
+        if header.is_control() {
+            // A marker: the epoch it carries becomes current (the coordinator may have
+            // bumped it to abort), and it ends the open transaction.
+            if header.producer_epoch > entry.epoch {
+                entry.epoch = header.producer_epoch;
+                entry.batches.clear();
+            }
+            entry.last_append_ms = entry.last_append_ms.max(now_ms);
+            return;
+        }
+        if header.is_transactional() && entry.ongoing_first_offset.is_none() {
+            entry.ongoing_first_offset = Some(base_offset);
+            self.ongoing.insert(base_offset, header.producer_id);
+        }
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
@@ -261,10 +374,86 @@ impl ProducerStates {
         debug_assert!(entry.batches.len() <= PRODUCER_BATCHES_KEPT);
     }
 
+    /// Ends `producer_id`'s open transaction with the marker appended at `marker_offset`;
+    /// an abort is remembered for `read_committed` readers. Call after recording the marker's
+    /// batch. `aborted_max` bounds the list (the oldest goes first).
+    pub fn end_transaction(
+        &mut self,
+        producer_id: i64,
+        marker: TransactionMarker,
+        marker_offset: u64,
+        aborted_max: usize,
+    ) {
+        let Some(first_offset) = self
+            .producers
+            .get_mut(&producer_id)
+            .and_then(|entry| entry.ongoing_first_offset.take())
+        else {
+            return;
+        };
+        self.ongoing.remove(&first_offset);
+        if marker == TransactionMarker::Abort {
+            if self.aborted.len() >= aborted_max.max(1) {
+                if let Some(forgotten) = self.aborted.pop_front() {
+                    tracing::warn!(
+                        producer_id = forgotten.producer_id,
+                        first_offset = forgotten.first_offset,
+                        last_offset = forgotten.last_offset,
+                        "aborted_transactions_max reached: the oldest aborted transaction is forgotten"
+                    );
+                }
+            }
+            debug_assert!(self
+                .aborted
+                .back()
+                .is_none_or(|last| last.last_offset < marker_offset));
+            self.aborted.push_back(AbortedTransaction {
+                producer_id,
+                first_offset,
+                last_offset: marker_offset,
+            });
+        }
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset is the
+    /// smaller of it and the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<u64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Open transactions here.
+    pub fn ongoing_count(&self) -> usize {
+        self.ongoing.len()
+    }
+
+    /// The aborted transactions whose records may lie in `[from, to)`: those whose marker is
+    /// at or after `from` and whose first record is before `to`, in marker order.
+    pub fn aborted_overlapping(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        let start = self.aborted.partition_point(|txn| txn.last_offset < from);
+        self.aborted
+            .range(start..)
+            .filter(|txn| txn.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below `log_start_offset` (retention removed them).
+    pub fn forget_aborted_below(&mut self, log_start_offset: u64) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|txn| txn.last_offset < log_start_offset)
+        {
+            self.aborted.pop_front();
+        }
+    }
+
     fn evict_least_recent(&mut self) {
+        // A producer with an open transaction stays: forgetting it would leave the LSO stuck.
         if let Some(oldest) = self
             .producers
             .iter()
+            .filter(|(_, entry)| entry.ongoing_first_offset.is_none())
             .min_by_key(|(_, entry)| entry.last_append_ms)
             .map(|(producer_id, _)| *producer_id)
         {
@@ -272,30 +461,69 @@ impl ProducerStates {
         }
     }
 
-    /// Forgets producers idle for `expiration_ms` or longer; returns how many went.
+    /// Forgets producers idle for `expiration_ms` or longer (not those with an open
+    /// transaction: the coordinator ends it); returns how many went.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: u64) -> usize {
         let before = self.producers.len();
         let expiration_ms = i64::try_from(expiration_ms).unwrap_or(i64::MAX);
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_append_ms) < expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry.ongoing_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_append_ms) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Forgets batches at or above `offset` (the log was truncated there), and producers left
-    /// with none.
+    /// with none; transactions that began there are no longer open, and an abort whose
+    /// marker went is open again.
     pub fn truncate_to(&mut self, offset: u64) {
+        while self
+            .aborted
+            .back()
+            .is_some_and(|txn| txn.last_offset >= offset)
+        {
+            let Some(reopened) = self.aborted.pop_back() else {
+                break;
+            };
+            // An expired producer comes back with no batches and an unknown epoch (-1): the
+            // transaction must hold the LSO until a marker ends it again.
+            let entry = self
+                .producers
+                .entry(reopened.producer_id)
+                .or_insert_with(|| ProducerEntry {
+                    epoch: -1,
+                    batches: VecDeque::new(),
+                    last_append_ms: 0,
+                    ongoing_first_offset: None,
+                });
+            if entry.ongoing_first_offset.is_none() {
+                entry.ongoing_first_offset = Some(reopened.first_offset);
+            }
+        }
         self.producers.retain(|_, entry| {
             entry.batches.retain(|batch| batch.last_offset < offset);
-            !entry.batches.is_empty()
+            if entry
+                .ongoing_first_offset
+                .is_some_and(|first| first >= offset)
+            {
+                entry.ongoing_first_offset = None;
+            }
+            !entry.batches.is_empty() || entry.ongoing_first_offset.is_some()
         });
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(id, entry)| entry.ongoing_first_offset.map(|first| (first, *id)))
+            .collect();
     }
 
     /// The state as a snapshot file covering every offset below `covered_offset`.
     pub fn encode_snapshot(&self, covered_offset: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             SNAPSHOT_HEADER_BYTES
-                + self.producers.len()
-                    * (SNAPSHOT_PRODUCER_BYTES + PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES)
+                + self.producers.len() * producer_snapshot_bytes_max()
+                + SNAPSHOT_ABORTED_COUNT_BYTES
+                + self.aborted.len() * SNAPSHOT_ABORTED_BYTES
                 + SNAPSHOT_CRC_BYTES,
         );
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -317,21 +545,32 @@ impl ProducerStates {
                 out.extend_from_slice(&batch.base_offset.to_be_bytes());
                 out.extend_from_slice(&batch.last_offset.to_be_bytes());
             }
+            let ongoing = entry.ongoing_first_offset.map_or(-1, |first| first as i64);
+            out.extend_from_slice(&ongoing.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for txn in &self.aborted {
+            out.extend_from_slice(&txn.producer_id.to_be_bytes());
+            out.extend_from_slice(&txn.first_offset.to_be_bytes());
+            out.extend_from_slice(&txn.last_offset.to_be_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
     }
 
-    /// The largest snapshot `producers_max` producers can make: a file above it is damaged.
-    pub fn snapshot_bytes_max(producers_max: usize) -> u64 {
+    /// The largest snapshot `producers_max` producers and `aborted_max` aborted transactions
+    /// can make: a file above it is damaged.
+    pub fn snapshot_bytes_max(producers_max: usize, aborted_max: usize) -> u64 {
         (SNAPSHOT_HEADER_BYTES
-            + producers_max
-                * (SNAPSHOT_PRODUCER_BYTES + PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES)
+            + producers_max * producer_snapshot_bytes_max()
+            + SNAPSHOT_ABORTED_COUNT_BYTES
+            + aborted_max * SNAPSHOT_ABORTED_BYTES
             + SNAPSHOT_CRC_BYTES) as u64
     }
 
-    /// Reads a snapshot: the state and the offset it covers, or why it cannot be used.
+    /// Reads a snapshot (this build's version or version 1): the state and the offset it
+    /// covers, or why it cannot be used.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<(Self, u64), String> {
         let body_bytes = bytes
             .len()
@@ -348,9 +587,10 @@ impl ProducerStates {
             return Err("not a producer state snapshot".into());
         }
         let version = u16::from_be_bytes(reader.take()?);
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_IDEMPOTENT_ONLY {
             return Err(format!("unknown snapshot version {version}"));
         }
+        let with_transactions = version == SNAPSHOT_VERSION;
         let covered_offset = u64::from_be_bytes(reader.take()?);
         let count = u32::from_be_bytes(reader.take()?) as usize;
         let mut states = Self::default();
@@ -371,14 +611,42 @@ impl ProducerStates {
                     last_offset: u64::from_be_bytes(reader.take()?),
                 });
             }
+            let ongoing_first_offset = if with_transactions {
+                let first = i64::from_be_bytes(reader.take()?);
+                u64::try_from(first).ok()
+            } else {
+                None
+            };
+            if let Some(first) = ongoing_first_offset {
+                states.ongoing.insert(first, producer_id);
+            }
             states.producers.insert(
                 producer_id,
                 ProducerEntry {
                     epoch,
                     batches,
                     last_append_ms,
+                    ongoing_first_offset,
                 },
             );
+        }
+        if with_transactions {
+            let aborted = u32::from_be_bytes(reader.take()?) as usize;
+            for _ in 0..aborted {
+                let txn = AbortedTransaction {
+                    producer_id: i64::from_be_bytes(reader.take()?),
+                    first_offset: u64::from_be_bytes(reader.take()?),
+                    last_offset: u64::from_be_bytes(reader.take()?),
+                };
+                if states
+                    .aborted
+                    .back()
+                    .is_some_and(|last| last.last_offset >= txn.last_offset)
+                {
+                    return Err("aborted transactions out of order".into());
+                }
+                states.aborted.push_back(txn);
+            }
         }
         if !reader.bytes.is_empty() {
             return Err(format!(
@@ -388,6 +656,11 @@ impl ProducerStates {
         }
         Ok((states, covered_offset))
     }
+}
+
+/// Bytes one producer takes in a snapshot at most.
+fn producer_snapshot_bytes_max() -> usize {
+    SNAPSHOT_PRODUCER_BYTES + PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES + SNAPSHOT_ONGOING_BYTES
 }
 
 struct SnapshotReader<'a> {
@@ -543,6 +816,70 @@ mod tests {
         assert!(states.is_empty());
     }
 
+    fn transactional(producer_id: i64, sequence: i32) -> BatchHeader {
+        BatchHeader {
+            attributes: crate::record::ATTRIBUTE_TRANSACTIONAL_BIT,
+            ..header(producer_id, 0, sequence, 1)
+        }
+    }
+
+    #[test]
+    fn transactions_move_the_lso_survive_snapshots_and_truncation() {
+        let mut states = ProducerStates::default();
+        states.record(&transactional(1, 0), 10, 0, 10);
+        states.record(&transactional(1, 1), 11, 0, 10);
+        states.record(&transactional(2, 0), 12, 0, 10);
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        states.end_transaction(1, TransactionMarker::Abort, 13, 10);
+        assert_eq!(states.first_unstable_offset(), Some(12));
+        let abort = AbortedTransaction {
+            producer_id: 1,
+            first_offset: 10,
+            last_offset: 13,
+        };
+        assert_eq!(states.aborted_overlapping(0, 100), vec![abort]);
+        assert_eq!(states.aborted_overlapping(14, 100), vec![]);
+        // Idle expiry never forgets a producer whose transaction is open.
+        assert_eq!(states.expire(i64::MAX, 1), 1);
+        assert_eq!(states.first_unstable_offset(), Some(12));
+
+        let snapshot = states.encode_snapshot(14);
+        assert!(snapshot.len() as u64 <= ProducerStates::snapshot_bytes_max(1, 1));
+        assert_eq!(
+            ProducerStates::decode_snapshot(&snapshot),
+            Ok((states.clone(), 14))
+        );
+
+        // Truncating below the abort marker opens the transaction again (its producer had
+        // expired: it comes back); below a transaction's first offset forgets it.
+        states.truncate_to(13);
+        assert_eq!(states.aborted_overlapping(0, 100), vec![]);
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        assert_eq!(states.ongoing_count(), 2);
+        states.truncate_to(11);
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        assert_eq!(states.ongoing_count(), 1, "producer 2's began at 12");
+        states.truncate_to(10);
+        assert_eq!(states.first_unstable_offset(), None);
+    }
+
+    #[test]
+    fn aborted_transactions_are_bounded_oldest_first() {
+        let mut states = ProducerStates::default();
+        for round in 0..3u64 {
+            states.record(&transactional(1, round as i32), round * 2, 0, 10);
+            states.end_transaction(1, TransactionMarker::Abort, round * 2 + 1, 2);
+        }
+        let kept: Vec<u64> = states
+            .aborted_overlapping(0, 100)
+            .iter()
+            .map(|txn| txn.first_offset)
+            .collect();
+        assert_eq!(kept, vec![2, 4]);
+        states.forget_aborted_below(4);
+        assert_eq!(states.aborted_overlapping(0, 100).len(), 1);
+    }
+
     #[test]
     fn a_snapshot_round_trips_and_damage_is_reported() {
         let mut states = ProducerStates::default();
@@ -552,7 +889,7 @@ mod tests {
         states.record(&header(-5, 0, 0, 1), 12, 0, 10);
         states.record(&header(3, 0, 0, 1), 13, 5, 10);
         let snapshot = states.encode_snapshot(14);
-        assert!(snapshot.len() as u64 <= ProducerStates::snapshot_bytes_max(2));
+        assert!(snapshot.len() as u64 <= ProducerStates::snapshot_bytes_max(3, 0));
         assert_eq!(ProducerStates::decode_snapshot(&snapshot), Ok((states, 14)));
         let mut damaged = snapshot.clone();
         damaged[10] ^= 1;

@@ -4,20 +4,29 @@
 //!
 //! The stored batches are returned as they are; a partition whose read spans several stored
 //! chunks has them joined once into the response.
+//!
+//! `isolation_level` 1 (`read_committed`, v4+) stops at the partition's last stable offset:
+//! only whole batches below it are returned, with the aborted transactions among them, so
+//! the client drops their records (and the control batches). `read_uncommitted` returns
+//! everything up to the high watermark, aborted records included, as Kafka does. Both report
+//! the LSO.
 
 use std::future::poll_fn;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use crate::config::FETCH_MAX_WAIT_MS_MAX;
 use crate::protocol::header::{decode_body, Request};
 use crate::protocol::response::encode_response;
 use crate::protocol::ProtocolError;
+use crate::record::BatchHeader;
 use crate::shard::{PartitionLookup, ShardContext};
 use crate::storage::{LogRead, PartitionLog};
 
@@ -25,6 +34,9 @@ use super::storage_error_code;
 
 /// The partitions' log start offset exists from this version.
 pub const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
+
+/// `isolation_level` of a `read_committed` fetch.
+pub const READ_COMMITTED: i8 = 1;
 
 /// Partitions one fetch may name.
 pub const FETCH_PARTITIONS_MAX: usize = 100_000;
@@ -93,6 +105,7 @@ async fn read_partitions(
             -1
         }
     };
+    let read_committed = body.isolation_level == READ_COMMITTED;
     let mut total_bytes = 0usize;
     let mut watches = Vec::new();
     let mut any_error = false;
@@ -138,12 +151,19 @@ async fn read_partitions(
                 partitions.push(
                     data.with_error_code(ResponseError::OffsetOutOfRange.code())
                         .with_high_watermark(log.high_watermark() as i64)
-                        .with_last_stable_offset(log.high_watermark() as i64)
+                        .with_last_stable_offset(log.last_stable_offset() as i64)
                         .with_log_start_offset(log_start(log.log_start_offset())),
                 );
                 continue;
             };
-            let outcome = if budget == 0 {
+            // Read before the data: a transaction that ends meanwhile only makes this answer
+            // more conservative than it could be.
+            let last_stable = log.last_stable_offset();
+            // A read_committed reader at or past the LSO (but not past the high watermark,
+            // which is out of range) gets nothing yet.
+            let nothing_stable =
+                read_committed && offset >= last_stable && offset <= log.high_watermark();
+            let outcome = if budget == 0 || nothing_stable {
                 read.batches.clear();
                 read.bytes = 0;
                 read.high_watermark = log.high_watermark();
@@ -154,10 +174,23 @@ async fn read_partitions(
             };
             match outcome {
                 Ok(()) => {
+                    if read_committed {
+                        let end = keep_below(&mut read, last_stable);
+                        data = data.with_aborted_transactions(Some(
+                            log.aborted_transactions(offset, end)
+                                .into_iter()
+                                .map(|txn| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(txn.producer_id))
+                                        .with_first_offset(txn.first_offset as i64)
+                                })
+                                .collect(),
+                        ));
+                    }
                     total_bytes += read.bytes;
                     data = data
                         .with_high_watermark(read.high_watermark as i64)
-                        .with_last_stable_offset(read.high_watermark as i64)
+                        .with_last_stable_offset(last_stable.min(read.high_watermark) as i64)
                         .with_log_start_offset(log_start(read.log_start_offset))
                         .with_records(Some(join(&mut read.batches, read.bytes)));
                     watches.push(Watch {
@@ -170,7 +203,7 @@ async fn read_partitions(
                     data = data
                         .with_error_code(storage_error_code(&error).code())
                         .with_high_watermark(log.high_watermark() as i64)
-                        .with_last_stable_offset(log.high_watermark() as i64)
+                        .with_last_stable_offset(log.last_stable_offset() as i64)
                         .with_log_start_offset(log_start(log.log_start_offset()));
                 }
             }
@@ -183,6 +216,38 @@ async fn read_partitions(
         );
     }
     (topics, total_bytes, watches, any_error)
+}
+
+/// Keeps only the whole batches of `read` that end below `end` (the last stable offset of a
+/// `read_committed` fetch); returns the offset after the last batch kept, or `end` when none
+/// is left. The chunks are sliced, not copied.
+fn keep_below(read: &mut LogRead, end: u64) -> u64 {
+    let mut next = None;
+    let mut kept_bytes = 0usize;
+    let mut kept_chunks = 0usize;
+    'chunks: for chunk in read.batches.iter_mut() {
+        let mut position = 0usize;
+        while position < chunk.len() {
+            let Ok(header) = BatchHeader::parse(&chunk[position..]) else {
+                break;
+            };
+            if header.next_offset() > end {
+                *chunk = chunk.slice(..position);
+                kept_bytes += position;
+                if position > 0 {
+                    kept_chunks += 1;
+                }
+                break 'chunks;
+            }
+            next = Some(header.next_offset());
+            position += header.total_bytes();
+        }
+        kept_bytes += chunk.len();
+        kept_chunks += 1;
+    }
+    read.batches.truncate(kept_chunks);
+    read.bytes = kept_bytes;
+    next.unwrap_or(end)
 }
 
 /// One `Bytes` for a partition's records: the stored chunk itself when there is one.
@@ -231,4 +296,88 @@ async fn wait_for_data(context: &ShardContext, watches: &[Watch], wait: Duration
         false
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordBatchBuilder};
+
+    /// Whole batches of `records` records each, at consecutive offsets from `base`.
+    fn chunk(base: u64, batches: &[usize]) -> Bytes {
+        let mut out = BytesMut::new();
+        let mut offset = base;
+        for &records in batches {
+            let mut builder = RecordBatchBuilder::with_capacity(64);
+            for _ in 0..records {
+                builder.push(Record {
+                    value: Some(b"v"),
+                    ..Record::default()
+                });
+            }
+            let mut batch = builder.build();
+            batch.set_base_offset(offset);
+            offset += records as u64;
+            out.extend_from_slice(batch.as_bytes());
+        }
+        out.freeze()
+    }
+
+    fn read_of(chunks: Vec<Bytes>) -> LogRead {
+        LogRead {
+            bytes: chunks.iter().map(Bytes::len).sum(),
+            batches: chunks,
+            ..LogRead::default()
+        }
+    }
+
+    fn offsets(read: &LogRead) -> Vec<u64> {
+        let mut out = Vec::new();
+        for chunk in &read.batches {
+            let mut rest = &chunk[..];
+            while let Ok(header) = BatchHeader::parse(rest) {
+                out.push(header.base_offset);
+                rest = &rest[header.total_bytes()..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_read_committed_read_keeps_whole_batches_below_the_lso() {
+        // Batches at 0 (2 records), 2 (3), 5 (1) | 6 (2), 8 (1).
+        let chunks = vec![chunk(0, &[2, 3, 1]), chunk(6, &[2, 1])];
+        let all: usize = chunks.iter().map(Bytes::len).sum();
+
+        let mut read = read_of(chunks.clone());
+        assert_eq!(keep_below(&mut read, 100), 9, "everything is stable");
+        assert_eq!(read.bytes, all);
+        assert_eq!(offsets(&read), vec![0, 2, 5, 6, 8]);
+
+        // An LSO inside the batch at 2: only the batch at 0 is whole below it.
+        let mut read = read_of(chunks.clone());
+        assert_eq!(keep_below(&mut read, 4), 2);
+        assert_eq!(offsets(&read), vec![0]);
+        assert_eq!(
+            read.bytes,
+            read.batches.iter().map(Bytes::len).sum::<usize>()
+        );
+
+        // An LSO at the second chunk's start keeps the first chunk whole.
+        let mut read = read_of(chunks.clone());
+        assert_eq!(keep_below(&mut read, 6), 6);
+        assert_eq!(offsets(&read), vec![0, 2, 5]);
+        assert_eq!(read.batches.len(), 1);
+
+        // Inside the second chunk.
+        let mut read = read_of(chunks.clone());
+        assert_eq!(keep_below(&mut read, 8), 8);
+        assert_eq!(offsets(&read), vec![0, 2, 5, 6]);
+
+        // An LSO inside the very first batch: nothing.
+        let mut read = read_of(chunks);
+        assert_eq!(keep_below(&mut read, 1), 1);
+        assert!(read.batches.is_empty());
+        assert_eq!(read.bytes, 0);
+    }
 }

@@ -1,6 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1) and by timestamp. Latest is the high watermark,
 //! the offset after the last readable record; a timestamp later than every record answers
-//! offset -1, as Kafka does.
+//! offset -1, as Kafka does. With `isolation_level` 1 (`read_committed`, v2+) the last stable
+//! offset takes the high watermark's place, so a transactional reader never lists an offset
+//! inside an open transaction.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::list_offsets_response::{
@@ -27,6 +29,7 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 /// Answers ListOffsets.
 pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMut, ProtocolError> {
     let body: ListOffsetsRequest = decode_body(request)?;
+    let read_committed = body.isolation_level == super::fetch::READ_COMMITTED;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
@@ -55,14 +58,19 @@ pub async fn handle(context: &ShardContext, request: &Request) -> Result<BytesMu
                     continue;
                 }
             };
+            let readable_end = if read_committed {
+                log.last_stable_offset()
+            } else {
+                log.high_watermark()
+            };
             let answer = match partition.timestamp {
-                LATEST_TIMESTAMP => base.with_offset(log.high_watermark() as i64),
+                LATEST_TIMESTAMP => base.with_offset(readable_end as i64),
                 EARLIEST_TIMESTAMP => base.with_offset(log.log_start_offset() as i64),
                 timestamp if timestamp < 0 => {
                     base.with_error_code(ResponseError::UnsupportedVersion.code())
                 }
                 timestamp => match log.offset_for_timestamp(timestamp).await {
-                    Ok(Some(found)) if found.offset < log.high_watermark() => base
+                    Ok(Some(found)) if found.offset < readable_end => base
                         .with_offset(found.offset as i64)
                         .with_timestamp(found.timestamp),
                     Ok(_) => base,

@@ -47,6 +47,7 @@ pub fn storage_error_code(error: &StorageError) -> ResponseError {
             SequenceError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             SequenceError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
             SequenceError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+            SequenceError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         },
         _ => ResponseError::KafkaStorageError,
     }

@@ -249,6 +249,13 @@ fn split_batches(
             ));
         }
         batch.validate_for_append().map_err(corrupt)?;
+        if batch.header().is_control() {
+            // Markers are the broker's to write (Kafka refuses them the same way).
+            return Err((
+                ResponseError::InvalidRecord,
+                "a produce request may not carry control batches".into(),
+            ));
+        }
         if batch.header().is_transactional() {
             // No transaction can have begun: InitProducerId refuses transactional ids.
             return Err((

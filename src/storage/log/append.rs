@@ -20,6 +20,29 @@ impl PartitionLog {
         self.inner.stage(batch)
     }
 
+    /// Writes a transaction marker (a control batch) for `producer_id` and returns its
+    /// offset once it is acknowledged under the flush policy: it ends the producer's open
+    /// transaction here, moving the last stable offset, and an abort is remembered for
+    /// `read_committed` readers. `producer_epoch` may be newer than the producer's last
+    /// batch (the coordinator bumps it to abort); an older one is refused.
+    pub async fn append_transaction_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: TransactionMarker,
+        coordinator_epoch: i32,
+    ) -> StorageResult<AppendInfo> {
+        let now_ms = (self.inner.clock.borrow())();
+        let batch = RecordBatchBuilder::control_marker(
+            producer_id,
+            producer_epoch,
+            marker.control_type(),
+            coordinator_epoch,
+            now_ms,
+        );
+        self.append(batch).await
+    }
+
     pub(super) async fn wait_for_room(&self, batch_bytes: usize) -> StorageResult<()> {
         let inner = &self.inner;
         let has_room = |state: &LogState| {
@@ -101,12 +124,16 @@ impl LogInner {
         state.next_offset = header.next_offset();
         state.staged_bytes += batch_bytes;
         if header.producer_id >= 0 {
-            self.producers.borrow_mut().record(
-                &header,
-                base_offset,
-                now_ms,
-                self.config.producers_max,
-            );
+            let mut producers = self.producers.borrow_mut();
+            producers.record(&header, base_offset, now_ms, self.config.producers_max);
+            if let Some(marker) = marker_of(&header, &bytes) {
+                producers.end_transaction(
+                    header.producer_id,
+                    marker,
+                    base_offset,
+                    self.config.aborted_transactions_max,
+                );
+            }
         }
         state.debug_assert_offsets();
         drop(state);

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 
-use crate::record::{BatchHeader, RecordBatch, RecordIter, TimestampType};
+use crate::record::{BatchHeader, RecordBatch, RecordBatchBuilder, RecordIter, TimestampType};
 
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{io_error, StorageError, StorageResult};
@@ -68,7 +68,9 @@ use super::fileio::{
 };
 use super::io::{StorageFile, StorageIo};
 use super::memtable::{MemTable, MemTableBudget};
-use super::producer_state::{ProducerStates, SequenceCheck};
+use super::producer_state::{
+    marker_of, AbortedTransaction, ProducerStates, SequenceCheck, TransactionMarker,
+};
 use super::recovery::{recover, scan_segment, RecoveryReport};
 use super::segment::{
     find_cut, read_batches, read_carry, recyclable_path, remove_segment_files, Segment,
@@ -359,7 +361,10 @@ impl PartitionLog {
         let inner = &self.inner;
         let path = inner.directory.join(PRODUCER_SNAPSHOT_FILE);
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
-        let bytes_max = ProducerStates::snapshot_bytes_max(inner.config.producers_max);
+        let bytes_max = ProducerStates::snapshot_bytes_max(
+            inner.config.producers_max,
+            inner.config.aborted_transactions_max,
+        );
         let snapshot = match read_small_file(&inner.io, &path, bytes_max).await? {
             SmallFile::Missing => Err(None),
             SmallFile::TooLarge => Err(Some(format!("larger than {bytes_max} bytes"))),
@@ -399,12 +404,22 @@ impl PartitionLog {
                 while !rest.is_empty() {
                     let header = BatchHeader::parse(rest)
                         .map_err(|reason| StorageError::CorruptBatch { offset, reason })?;
-                    inner.producers.borrow_mut().record(
+                    let mut producers = inner.producers.borrow_mut();
+                    producers.record(
                         &header,
                         header.base_offset,
                         now_ms,
                         inner.config.producers_max,
                     );
+                    if let Some(marker) = marker_of(&header, rest) {
+                        producers.end_transaction(
+                            header.producer_id,
+                            marker,
+                            header.base_offset,
+                            inner.config.aborted_transactions_max,
+                        );
+                    }
+                    drop(producers);
                     offset = header.next_offset();
                     rest = rest.get(header.total_bytes()..).unwrap_or_default();
                 }
@@ -423,6 +438,28 @@ impl PartitionLog {
         producer_id: i64,
     ) -> Option<(i16, Option<crate::storage::producer_state::ProducerBatch>)> {
         self.inner.producers.borrow().last_batch(producer_id)
+    }
+
+    /// The last stable offset (KIP-98): below it every transaction has ended, so
+    /// `read_committed` readers read up to it. The high watermark when none is open.
+    pub fn last_stable_offset(&self) -> u64 {
+        let high_watermark = self.high_watermark();
+        self.inner
+            .producers
+            .borrow()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The aborted transactions whose records may lie in `[from, to)`, for a
+    /// `read_committed` fetch of that range.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.inner.producers.borrow().aborted_overlapping(from, to)
+    }
+
+    /// Transactions open in this partition.
+    pub fn ongoing_transactions(&self) -> usize {
+        self.inner.producers.borrow().ongoing_count()
     }
 
     /// What recovery found and cut when the log was opened.

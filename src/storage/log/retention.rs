@@ -9,10 +9,13 @@ impl PartitionLog {
     /// start offset. The active segment is never deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> StorageResult<RetentionOutcome> {
         let inner = &self.inner;
-        inner
-            .producers
-            .borrow_mut()
-            .expire(now_ms, inner.config.producer_id_expiration_ms);
+        {
+            let mut producers = inner.producers.borrow_mut();
+            producers.expire(now_ms, inner.config.producer_id_expiration_ms);
+            // Aborted transactions whose records retention already removed (as of the last
+            // pass) are no use to readers any more.
+            producers.forget_aborted_below(self.log_start_offset());
+        }
         // Rolled segments are sealed by the flusher; let it finish what was staged so far.
         self.wait_written(self.log_end_offset()).await?;
         let _permit = inner.lock_io().await?;
