@@ -104,6 +104,15 @@ pub enum SequenceError {
         /// The producer.
         producer_id: i64,
     },
+    /// Every producer the partition may keep has an open transaction, so none can make room
+    /// for a new transactional producer (`producers_per_partition_max`).
+    #[error("producer {producer_id}: every one of the partition's {producers_max} producers has an open transaction")]
+    TooManyOpenTransactions {
+        /// The producer.
+        producer_id: i64,
+        /// The limit.
+        producers_max: usize,
+    },
     /// The batch names a producer but no sequence.
     #[error("producer {producer_id}: a batch with a producer id needs a sequence, not {sequence}")]
     InvalidSequence {
@@ -413,6 +422,29 @@ impl ProducerStates {
                 last_offset: marker_offset,
             });
         }
+    }
+
+    /// Refuses a transactional batch from a producer not known here when the partition is
+    /// full of producers with open transactions: none may be evicted (the LSO would stick),
+    /// so without this the producers would outgrow `producers_max`. O(1).
+    pub fn check_room(
+        &self,
+        header: &BatchHeader,
+        producers_max: usize,
+    ) -> Result<(), SequenceError> {
+        let full = self.producers.len() >= producers_max.max(1)
+            && self.ongoing.len() >= self.producers.len();
+        if full
+            && header.is_transactional()
+            && !header.is_control()
+            && !self.producers.contains_key(&header.producer_id)
+        {
+            return Err(SequenceError::TooManyOpenTransactions {
+                producer_id: header.producer_id,
+                producers_max,
+            });
+        }
+        Ok(())
     }
 
     /// The first offset of the oldest open transaction: the last stable offset is the
@@ -861,6 +893,29 @@ mod tests {
         assert_eq!(states.ongoing_count(), 1, "producer 2's began at 12");
         states.truncate_to(10);
         assert_eq!(states.first_unstable_offset(), None);
+    }
+
+    #[test]
+    fn producers_with_open_transactions_are_never_evicted_and_stay_bounded() {
+        let mut states = ProducerStates::default();
+        states.record(&transactional(1, 0), 0, 0, 2);
+        states.record(&transactional(2, 0), 1, 0, 2);
+        assert_eq!(
+            states.check_room(&transactional(3, 0), 2),
+            Err(SequenceError::TooManyOpenTransactions {
+                producer_id: 3,
+                producers_max: 2
+            })
+        );
+        // Known producers and plain batches are not held to it.
+        assert_eq!(states.check_room(&transactional(1, 1), 2), Ok(()));
+        assert_eq!(states.check_room(&header(3, 0, 0, 1), 2), Ok(()));
+        // Once one transaction ends, its producer may make room.
+        states.end_transaction(1, TransactionMarker::Commit, 2, 10);
+        assert_eq!(states.check_room(&transactional(3, 0), 2), Ok(()));
+        states.record(&transactional(3, 0), 3, 0, 2);
+        assert_eq!(states.len(), 2);
+        assert_eq!(states.first_unstable_offset(), Some(1), "2's stays open");
     }
 
     #[test]

@@ -175,7 +175,14 @@ async fn read_partitions(
             match outcome {
                 Ok(()) => {
                     if read_committed {
-                        let end = keep_below(&mut read, last_stable);
+                        // librdkafka reads committed by default: with no open transaction the
+                        // LSO is the high watermark, which the read never passes, so the
+                        // batches are not walked (the aborted list then covers up to it).
+                        let end = if last_stable < read.high_watermark {
+                            keep_below(&mut read, last_stable)
+                        } else {
+                            read.high_watermark
+                        };
                         data = data.with_aborted_transactions(Some(
                             log.aborted_transactions(offset, end)
                                 .into_iter()

@@ -48,6 +48,8 @@ pub fn storage_error_code(error: &StorageError) -> ResponseError {
             SequenceError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
             SequenceError::InvalidSequence { .. } => ResponseError::InvalidRecord,
             SequenceError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+            // Not retriable by design: the producer's client fails the batch and says why.
+            SequenceError::TooManyOpenTransactions { .. } => ResponseError::PolicyViolation,
         },
         _ => ResponseError::KafkaStorageError,
     }

@@ -84,9 +84,9 @@ impl LogInner {
         // An idempotent producer's retry is answered from its first append, and a batch out
         // of its sequence is refused before it takes an offset.
         if batch.header().producer_id >= 0 {
-            if let SequenceCheck::Duplicate(original) =
-                self.producers.borrow().check(batch.header())?
-            {
+            let producers = self.producers.borrow();
+            producers.check_room(batch.header(), self.config.producers_max)?;
+            if let SequenceCheck::Duplicate(original) = producers.check(batch.header())? {
                 return Ok(AppendInfo {
                     base_offset: original.base_offset,
                     last_offset: original.last_offset,
